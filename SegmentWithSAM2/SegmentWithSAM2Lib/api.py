@@ -1,0 +1,51 @@
+"""The Python API for batch use: load a model once, segment many volumes.
+
+    from SegmentWithSAM2Lib import load_model, segment, write_result
+    model = load_model("medsam2-latest", checkpoint="MedSAM2_latest.pt")
+    for path in paths:
+        result = segment(model, path, prompts, window="soft-tissue")
+        write_result(result, path.replace(".nii.gz", "_seg.nii.gz"))
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import __version__
+from .core.engine import PropagationOptions, SegmentationResult, VolumeSession
+from .core.model import load_model
+from .core.postprocess import PostProcess
+from .core.volume import Volume
+from .errors import SegmentWithSAM2Error
+from .io.images import read_volume, volume_from_image, write_labelmap
+
+__all__ = ["load_model", "segment", "read_volume", "write_result", "to_volume", "PostProcess"]
+
+
+def to_volume(image) -> Volume:
+    """A path, a SimpleITK image, a Volume, or ``(array [k, j, i], ijk_to_ras 4x4)``."""
+    if isinstance(image, Volume):
+        return image
+    if isinstance(image, tuple) and len(image) == 2:
+        return Volume(np.asarray(image[0]), np.asarray(image[1]))
+    if hasattr(image, "GetDirection"):
+        return volume_from_image(image)
+    if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
+        return read_volume(image)
+    raise SegmentWithSAM2Error(f"cannot use {type(image).__name__} as a volume; give a path, a SimpleITK image "
+                               "or (array, ijk_to_ras)")
+
+
+def segment(model, image, prompts, *, axis="auto", window="auto", direction="both", slice_range=None,
+            auto_stop=True, stop_after=3, postprocess: PostProcess | None = PostProcess(),
+            on_progress=None, should_cancel=None) -> SegmentationResult:
+    """Segment one volume; ``prompts`` has the prompt file's structure (see the README)."""
+    volume = to_volume(image)
+    session = VolumeSession(model, volume, axis=axis, window=window)
+    options = PropagationOptions(direction, slice_range, auto_stop, stop_after, postprocess)
+    return session.propagate(prompts, options, on_progress=on_progress, should_cancel=should_cancel)
+
+
+def write_result(result: SegmentationResult, path) -> None:
+    tags = dict(result.settings, version=__version__)
+    write_labelmap(result.labelmap, result.volume, path, result.objects, tags)

@@ -1,0 +1,162 @@
+"""The propagation engine: a session holds the model, the volume's frames and the geometry.
+
+``propagate`` runs each direction on its own fresh sam2 state starting from the prompted slices
+(forward from the lowest, backward from the highest), so neither direction attends to memories
+from the other side.  Between prompted slices both passes run; each slice is written by the pass
+whose last prompted slice is nearer (ties: forward).  Results go straight into a labelmap on the
+input grid, slice by slice.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import Cancelled, SegmentWithSAM2Error
+from .frames import FrameSequence
+from .geometry import plan_slices
+from .inplane import InPlaneMap
+from .intensity import Window, resolve_window
+from .model import LoadedModel
+from .postprocess import PostProcess, merge_objects
+from .prompts import ObjectInputs, place_prompts
+from .tracking import condition, new_state, track
+from .volume import Volume
+
+DIRECTIONS = ("both", "forward", "backward")
+
+
+@dataclass
+class PropagationOptions:
+    direction: str = "both"
+    slice_range: tuple[int, int] | None = None  # first, last slice index (inclusive)
+    auto_stop: bool = True
+    stop_after: int = 3  # a direction ends after this many consecutive slices without the object
+    postprocess: PostProcess | None = field(default_factory=PostProcess)
+
+
+@dataclass
+class SegmentationResult:
+    labelmap: np.ndarray  # [k, j, i], the input grid
+    objects: list[ObjectInputs]
+    slices_processed: dict  # direction -> number of slices run through the model
+    seconds: float
+    volume: Volume
+    cancelled: bool = False
+    settings: dict = field(default_factory=dict)
+
+
+class VolumeSession:
+    def __init__(self, model: LoadedModel, volume: Volume, axis: str = "auto", window="auto"):
+        self.model, self.volume = model, volume
+        self.plan = plan_slices(volume, axis)
+        self.window = window if isinstance(window, Window) else resolve_window(window, volume.array, volume.metadata)
+        self.inplane = InPlaneMap.fit(self.plan.slice_shape, self.plan.pixel_spacing, model.image_size)
+        self.frames = FrameSequence(volume.array, self.plan, self.window, self.inplane)
+
+    def place(self, prompts: dict) -> list[ObjectInputs]:
+        return place_prompts(prompts, self.volume, self.plan, self.inplane)
+
+    def propagate(self, prompts, options: PropagationOptions | None = None, on_progress=None,
+                  should_cancel=None, keep_partial=False) -> SegmentationResult:
+        """Segment the volume from ``prompts`` (a prompt dict or placed objects)."""
+        options = options or PropagationOptions()
+        objects = prompts if isinstance(prompts, list) else self.place(prompts)
+        first, last = self._range(options.slice_range)
+        anchors = sorted({s for obj in objects for s in obj.slices})
+        if anchors[0] < first or anchors[-1] > last:
+            raise SegmentWithSAM2Error(f"prompted slices {anchors} lie outside the range {first}:{last}")
+        passes = _passes(options.direction, anchors, first, last)
+        labelmap = np.zeros(self.volume.array.shape, dtype=np.uint8 if max(o.label for o in objects) < 256 else np.uint16)
+        run = _Run(self, objects, anchors, passes, options, labelmap, on_progress, should_cancel)
+        started = time.perf_counter()
+        try:
+            run.all_passes()
+        except Cancelled:
+            if not keep_partial:
+                raise
+            return self._result(labelmap, objects, run, started, options, cancelled=True)
+        return self._result(labelmap, objects, run, started, options)
+
+    def _range(self, slice_range) -> tuple[int, int]:
+        count = self.plan.num_slices
+        first, last = slice_range if slice_range is not None else (0, count - 1)
+        if not 0 <= first <= last < count:
+            raise SegmentWithSAM2Error(f"range {first}:{last} is not within slices 0:{count - 1}")
+        return int(first), int(last)
+
+    def _result(self, labelmap, objects, run, started, options, cancelled=False) -> SegmentationResult:
+        settings = {"model": self.model.model_id, "weights": self.model.weights, "precision": self.model.precision,
+                    "window": [self.window.lower, self.window.upper, self.window.source],
+                    "axis": self.plan.view, "slice_axis": "ijk"[self.plan.slice_axis],
+                    "direction": options.direction, "range": list(self._range(options.slice_range)),
+                    "auto_stop": options.auto_stop, "postprocess": options.postprocess is not None}
+        return SegmentationResult(labelmap, objects, dict(run.processed), time.perf_counter() - started,
+                                  self.volume, cancelled, settings)
+
+
+def _passes(direction: str, anchors, first: int, last: int) -> list[tuple[str, int, int]]:
+    if direction not in DIRECTIONS:
+        raise SegmentWithSAM2Error(f"unknown direction {direction!r}; use one of {', '.join(DIRECTIONS)}")
+    forward, backward = ("forward", anchors[0], last), ("backward", anchors[-1], first)
+    return {"both": [forward, backward], "forward": [forward], "backward": [backward]}[direction]
+
+
+class _Run:
+    """The state of one propagate() call: passes, ownership of slices, progress, auto-stop."""
+
+    def __init__(self, session, objects, anchors, passes, options, labelmap, on_progress, should_cancel):
+        self.session, self.objects, self.anchors, self.passes = session, objects, anchors, passes
+        self.options, self.on_progress, self.should_cancel = options, on_progress, should_cancel
+        self.label_view = session.plan.view_of(labelmap)
+        self.labels = [o.label for o in objects]
+        self.pixel_area = float(np.prod(session.plan.pixel_spacing))
+        self.total = sum(abs(stop - start) + 1 for _, start, stop in passes)
+        self.processed = {name: 0 for name, _, _ in passes}
+        self.both = len(passes) == 2
+
+    def all_passes(self):
+        model = self.session.model
+        with torch.inference_mode(), model.autocast():
+            for name, start, stop in self.passes:
+                self.one_pass(name, start, stop)
+
+    def one_pass(self, name, start, stop):
+        session = self.session
+        predictor = session.model.predictor
+        state = new_state(session.frames, session.model.image_size, session.model.device)
+        condition(predictor, state, self.objects)
+        absent = 0
+        for index, logits, present in track(predictor, state, start, stop):
+            self._check_cancel()
+            self.processed[name] += 1
+            if self._owns(name, index):
+                self._write(index, logits)
+            self._report(index, name)
+            beyond = index > self.anchors[-1] if name == "forward" else index < self.anchors[0]
+            absent = absent + 1 if beyond and not present.any() else 0
+            if self.options.auto_stop and absent >= self.options.stop_after:
+                break
+
+    def _owns(self, name, index) -> bool:
+        if not self.both or not self.anchors[0] <= index <= self.anchors[-1]:
+            return True  # each pass alone covers the slices outside the prompted span
+        previous = max(a for a in self.anchors if a <= index)
+        following = min(a for a in self.anchors if a >= index)
+        forward_nearer = index - previous <= following - index
+        return forward_nearer == (name == "forward")
+
+    def _write(self, index, logits):
+        on_slice = self.session.inplane.frame_to_image(logits).cpu().numpy()
+        self.label_view[index] = merge_objects(on_slice, self.labels, self.pixel_area, self.options.postprocess)
+
+    def _check_cancel(self):
+        if self.should_cancel is not None and self.should_cancel():
+            raise Cancelled("propagation cancelled")
+
+    def _report(self, index, name):
+        if self.on_progress is not None:
+            self.on_progress(sum(self.processed.values()), self.total, index, name)

@@ -1,0 +1,169 @@
+"""Prompts: points, boxes and masks for one or several objects, and their placement on frames.
+
+The structure is the prompt file's (see the README): ``{"space": "RAS"|"LPS"|"IJK", "objects":
+[{"name", "label", "color", "points": [{"position", "positive"}], "boxes": [{"corner1",
+"corner2"}], "masks": [{"slice", "mask"}]}]}``; IJK positions are (i, j, k) = (column, row,
+slice) and a mask is a boolean array shaped like the volume ([k, j, i]) used on one slice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import SegmentWithSAM2Error
+from .geometry import SlicePlan
+from .inplane import InPlaneMap
+from .volume import LPS_TO_RAS, Volume, apply_affine
+
+SPACES = ("RAS", "LPS", "IJK")
+PALETTE = [(0.9, 0.5, 0.1), (0.2, 0.6, 0.9), (0.3, 0.8, 0.3), (0.9, 0.3, 0.6), (0.7, 0.6, 0.2), (0.5, 0.4, 0.9)]
+MAX_LABEL = 65535
+
+
+@dataclass
+class SliceInputs:
+    """One object's prompts on one slice, in frame pixels ((x, y) = (col, row))."""
+
+    points: list = field(default_factory=list)
+    labels: list = field(default_factory=list)  # 1 positive, 0 negative
+    box: tuple | None = None  # x0, y0, x1, y1
+    mask: torch.Tensor | None = None  # S x S bool
+
+    @property
+    def has_positive(self) -> bool:
+        return self.box is not None or self.mask is not None or any(self.labels)
+
+
+@dataclass
+class ObjectInputs:
+    name: str
+    label: int
+    color: tuple
+    slices: dict[int, SliceInputs] = field(default_factory=dict)
+
+    def on(self, index: int) -> SliceInputs:
+        return self.slices.setdefault(index, SliceInputs())
+
+
+def place_prompts(prompts: dict, volume: Volume, plan: SlicePlan, inplane: InPlaneMap) -> list[ObjectInputs]:
+    """Check the prompt structure and map every prompt onto its slice's frame."""
+    if not isinstance(prompts, dict):
+        raise SegmentWithSAM2Error("prompts must be an object with 'space' and 'objects'")
+    space = str(prompts.get("space", "RAS")).upper()
+    if space not in SPACES:
+        raise SegmentWithSAM2Error(f"prompt space {space!r} is not one of {', '.join(SPACES)}")
+    objects = prompts.get("objects")
+    if not isinstance(objects, list) or not objects:
+        raise SegmentWithSAM2Error("prompts have no objects; add at least one object with a point or box")
+    placer = _Placer(volume, plan, inplane, _to_ijk_matrix(volume, space))
+    placed = [placer.place_object(obj, n) for n, obj in enumerate(objects)]
+    labels = [o.label for o in placed]
+    if len(set(labels)) != len(labels):
+        raise SegmentWithSAM2Error(f"object labels must be distinct, got {labels}")
+    return placed
+
+
+def _to_ijk_matrix(volume: Volume, space: str) -> np.ndarray:
+    if space == "IJK":
+        return np.eye(4)
+    ras_to_ijk = np.linalg.inv(volume.ijk_to_ras)
+    return ras_to_ijk @ LPS_TO_RAS if space == "LPS" else ras_to_ijk
+
+
+class _Placer:
+    def __init__(self, volume, plan, inplane, to_ijk):
+        self.volume, self.plan, self.inplane, self.to_ijk = volume, plan, inplane, to_ijk
+
+    def place_object(self, obj, n) -> ObjectInputs:
+        if not isinstance(obj, dict):
+            raise SegmentWithSAM2Error(f"object #{n + 1} must be a JSON object")
+        label = obj.get("label", n + 1)
+        if not isinstance(label, int) or isinstance(label, bool) or not 1 <= label <= MAX_LABEL:
+            raise SegmentWithSAM2Error(f"object #{n + 1}: label must be an integer 1..{MAX_LABEL}, got {label!r}")
+        out = ObjectInputs(str(obj.get("name", f"object {label}")), label,
+                           tuple(float(c) for c in obj.get("color", PALETTE[n % len(PALETTE)])))
+        for p, point in enumerate(_items(obj, "points", out.name)):
+            self._add_point(out, point, f"{out.name!r} point #{p + 1}")
+        for b, box in enumerate(_items(obj, "boxes", out.name)):
+            self._add_box(out, box, f"{out.name!r} box #{b + 1}")
+        for m, mask in enumerate(_items(obj, "masks", out.name)):
+            self._add_mask(out, mask, f"{out.name!r} mask #{m + 1}")
+        if not out.slices:
+            raise SegmentWithSAM2Error(f"object {out.name!r} has no prompts; give a point, a box or a mask")
+        if not any(s.has_positive for s in out.slices.values()):
+            raise SegmentWithSAM2Error(
+                f"object {out.name!r} has only negative points; add a positive point, a box or a mask")
+        return out
+
+    def _slice_coords(self, position, what) -> np.ndarray:
+        """A position in the prompt space -> (slice, row, col), checked to lie in the volume."""
+        try:
+            pos = np.asarray(position, dtype=float).reshape(3)
+        except (TypeError, ValueError):
+            raise SegmentWithSAM2Error(f"{what}: a position must be three numbers, got {position!r}") from None
+        ijk = apply_affine(self.to_ijk, pos)[0]
+        size = np.asarray(self.volume.shape_ijk)
+        if np.any(ijk < -0.5) or np.any(ijk > size - 0.5) or not np.all(np.isfinite(ijk)):
+            raise SegmentWithSAM2Error(
+                f"{what} at {pos.tolist()} is outside the volume (voxel {np.round(ijk, 2).tolist()}, "
+                f"size {size.tolist()}); check the coordinate space (RAS/LPS/IJK)")
+        return self.plan.ijk_to_slice(ijk)[0]
+
+    def _add_point(self, out, point, what):
+        if not isinstance(point, dict) or "position" not in point:
+            raise SegmentWithSAM2Error(f"{what} needs a 'position'")
+        s, r, c = self._slice_coords(point["position"], what)
+        fr, fc = self.inplane.slice_to_frame([r, c])[0]
+        target = out.on(_slice_index(s))
+        if target.mask is not None:
+            raise SegmentWithSAM2Error(f"{what}: slice {_slice_index(s)} already has a mask prompt; use one or the other")
+        target.points.append((fc, fr))
+        target.labels.append(1 if point.get("positive", True) else 0)
+
+    def _add_box(self, out, box, what):
+        if not isinstance(box, dict) or "corner1" not in box or "corner2" not in box:
+            raise SegmentWithSAM2Error(f"{what} needs 'corner1' and 'corner2'")
+        a = self._slice_coords(box["corner1"], what)
+        b = self._slice_coords(box["corner2"], what)
+        if abs(a[0] - b[0]) > 0.5:
+            raise SegmentWithSAM2Error(
+                f"{what}: its corners lie on slices {a[0]:.2f} and {b[0]:.2f} along the {self.plan.view} "
+                "axis; both corners must be on one slice (within half a voxel)")
+        if abs(a[1] - b[1]) < 1e-6 or abs(a[2] - b[2]) < 1e-6:
+            raise SegmentWithSAM2Error(f"{what} has zero area on its slice; give two opposite corners")
+        (r0, c0), (r1, c1) = self.inplane.slice_to_frame([a[1:], b[1:]])
+        target = out.on(_slice_index((a[0] + b[0]) / 2))
+        if target.box is not None or target.mask is not None:
+            raise SegmentWithSAM2Error(f"{what}: slice {_slice_index(a[0])} already has a box or mask for this object")
+        target.box = (min(c0, c1), min(r0, r1), max(c0, c1), max(r0, r1))
+
+    def _add_mask(self, out, item, what):
+        if not isinstance(item, dict) or "mask" not in item or "slice" not in item:
+            raise SegmentWithSAM2Error(f"{what} needs 'mask' (an array shaped like the volume) and 'slice'")
+        mask = np.asarray(item["mask"]).astype(bool)
+        if mask.shape != self.volume.array.shape:
+            raise SegmentWithSAM2Error(f"{what} has shape {mask.shape}; it must match the volume {self.volume.array.shape}")
+        index = int(item["slice"])
+        if not 0 <= index < self.plan.num_slices:
+            raise SegmentWithSAM2Error(f"{what}: slice {index} is outside 0..{self.plan.num_slices - 1}")
+        on_slice = torch.from_numpy(np.ascontiguousarray(self.plan.view_of(mask)[index]))
+        if not on_slice.any():
+            raise SegmentWithSAM2Error(f"{what} is empty on slice {index}")
+        target = out.on(index)
+        if target.points or target.box is not None or target.mask is not None:
+            raise SegmentWithSAM2Error(f"{what}: slice {index} already has other prompts for this object")
+        target.mask = self.inplane.image_to_frame(on_slice[None].float())[0] >= 0.5
+
+
+def _items(obj, key, name) -> list:
+    items = obj.get(key, [])
+    if not isinstance(items, list):
+        raise SegmentWithSAM2Error(f"object {name!r}: '{key}' must be a list")
+    return items
+
+
+def _slice_index(coordinate: float) -> int:
+    return int(np.floor(coordinate + 0.5))

@@ -1,0 +1,78 @@
+"""One propagation pass on sam2's video predictor, fed from our in-memory frames.
+
+A pass builds its own fresh inference state (no memories from any other pass), conditions it
+on every prompted slice of every object, and yields per-slice mask logits at frame resolution.
+The state is sam2's ``init_state`` dictionary built without its file loader.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import OrderedDict
+
+import numpy as np
+import torch
+from sam2 import sam2_video_predictor
+
+from .prompts import ObjectInputs
+
+
+def new_state(frames, frame_size: int, device: torch.device) -> dict:
+    """sam2's inference state for ``frames`` (same keys as ``init_state``; no files, no warm-up)."""
+    return {
+        "images": frames, "num_frames": len(frames),
+        "offload_video_to_cpu": True, "offload_state_to_cpu": False,
+        "video_height": frame_size, "video_width": frame_size,
+        "device": device, "storage_device": device,
+        "point_inputs_per_obj": {}, "mask_inputs_per_obj": {},
+        "cached_features": {}, "constants": {},
+        "obj_id_to_idx": OrderedDict(), "obj_idx_to_id": OrderedDict(), "obj_ids": [],
+        "output_dict_per_obj": {}, "temp_output_dict_per_obj": {}, "frames_tracked_per_obj": {},
+    }
+
+
+def condition(predictor, state: dict, objects: list[ObjectInputs]) -> None:
+    """Add every object's prompts; each prompted slice becomes a conditioning frame."""
+    for obj in objects:
+        for index, inputs in sorted(obj.slices.items()):
+            if inputs.mask is not None:
+                predictor.add_new_mask(state, index, obj.label, inputs.mask)
+                continue
+            points = labels = None
+            if inputs.points:
+                points = np.asarray(inputs.points, dtype=np.float32)
+                labels = np.asarray(inputs.labels, dtype=np.int32)
+            predictor.add_new_points_or_box(state, index, obj.label, points=points, labels=labels,
+                                            box=None if inputs.box is None else np.asarray(inputs.box, dtype=np.float32))
+
+
+def track(predictor, state: dict, start: int, stop: int):
+    """Yield (slice, logits[objects, S, S], present[objects]) from ``start`` to ``stop`` inclusive."""
+    reverse = stop < start
+    if reverse and start == 0:  # sam2 skips a reverse pass that starts at frame 0
+        reverse = False
+    frames = predictor.propagate_in_video(
+        state, start_frame_idx=start, max_frame_num_to_track=abs(start - stop), reverse=reverse)
+    with _quiet_sam2_progress():  # we report progress ourselves, per slice
+        for index, _, masks in frames:
+            yield index, masks[:, 0].float(), _present(state, index)
+
+
+@contextlib.contextmanager
+def _quiet_sam2_progress():
+    module = sam2_video_predictor
+    original = module.tqdm
+    module.tqdm = lambda iterable, **_: iterable
+    try:
+        yield
+    finally:
+        module.tqdm = original
+
+
+def _present(state: dict, index: int) -> np.ndarray:
+    """Whether sam2 judges each object present on a slice (object score logit > 0)."""
+    present = []
+    for outputs in state["output_dict_per_obj"].values():
+        out = outputs["cond_frame_outputs"].get(index) or outputs["non_cond_frame_outputs"].get(index)
+        present.append(bool(out is not None and (out["object_score_logits"] > 0).any()))
+    return np.asarray(present)

@@ -1,0 +1,1 @@
+"""Files in and out (SimpleITK, slicerio) for the library and the command line."""

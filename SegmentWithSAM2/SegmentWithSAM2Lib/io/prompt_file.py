@@ -1,0 +1,42 @@
+"""The prompt file (JSON): read, checked, and mask prompts loaded from labelmap files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..core.volume import Volume
+from ..errors import SegmentWithSAM2Error
+
+
+def read_prompt_file(path, volume: Volume) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise SegmentWithSAM2Error(f"prompt file not found: {path}")
+    try:
+        prompts = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise SegmentWithSAM2Error(
+            f"prompt file {path} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})") from None
+    except UnicodeDecodeError:
+        raise SegmentWithSAM2Error(f"prompt file {path} is not UTF-8 text") from None
+    if not isinstance(prompts, dict):
+        raise SegmentWithSAM2Error(f"prompt file {path} must hold a JSON object with 'space' and 'objects'")
+    for obj in prompts.get("objects") or []:
+        if isinstance(obj, dict) and isinstance(obj.get("masks"), list):
+            obj["masks"] = [_load_mask(item, path.parent, volume) for item in obj["masks"]]
+    return prompts
+
+
+def _load_mask(item, folder: Path, volume: Volume) -> dict:
+    """``{"file": labelmap, "label": 1, "slice": s}`` -> ``{"mask": bool array, "slice": s}``."""
+    from .images import read_volume
+
+    if not isinstance(item, dict) or "file" not in item or "slice" not in item:
+        raise SegmentWithSAM2Error("a mask prompt needs 'file' (a labelmap on the image's grid) and 'slice'")
+    labelmap = read_volume(folder / item["file"])
+    if labelmap.array.shape != volume.array.shape or not np.allclose(labelmap.ijk_to_ras, volume.ijk_to_ras, atol=1e-4):
+        raise SegmentWithSAM2Error(f"mask file {item['file']} is not on the image's voxel grid; resample it first")
+    return {"mask": labelmap.array == int(item.get("label", 1)), "slice": item["slice"]}

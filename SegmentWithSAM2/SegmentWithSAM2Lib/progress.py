@@ -1,0 +1,23 @@
+"""A per-slice progress bar on stderr for the command line."""
+
+from __future__ import annotations
+
+import sys
+
+
+class ProgressBar:
+    def __enter__(self):
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=1, unit="slice", file=sys.stderr, dynamic_ncols=True)
+        return self
+
+    def update(self, done: int, total: int, index: int, direction: str) -> None:
+        self._bar.total = total
+        self._bar.set_description(f"{direction} slice {index}")
+        self._bar.n = done
+        self._bar.refresh()
+
+    def __exit__(self, *exc):
+        self._bar.close()
+        return False
