@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -29,9 +30,12 @@ def read_state_dict(path) -> dict:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        raise CheckpointError(
-            f"refused to load {path}: it needs arbitrary Python code to unpickle, which is unsafe "
-            f"(weights_only); save it as a plain state dict ({str(error).splitlines()[0]})") from None
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        if found:
+            raise CheckpointError(
+                f"refused to load {path}: it needs arbitrary Python code ({found.group(1)}) to unpickle, which is "
+                "unsafe; only tensors are loaded (weights_only). Re-save it as {'model': state_dict}") from None
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt or truncated?)") from None
     except Exception as error:  # torch raises several types for truncated or foreign files
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt or truncated?): {error}") from None
     state = data.get("model", data) if isinstance(data, dict) else None
