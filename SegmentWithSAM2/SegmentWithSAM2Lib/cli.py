@@ -14,8 +14,13 @@ AXES = ("auto", "axial", "coronal", "sagittal", "i", "j", "k")
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    warnings.simplefilter("default")
-    warnings.formatwarning = lambda message, category, *_: f"warning: {message}\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = _print_warning
+        return _run(args)
+
+
+def _run(args) -> int:
     try:
         return args.run(args)
     except (SegmentWithSAM2Error, Cancelled) as error:
@@ -27,6 +32,10 @@ def main(argv=None) -> int:
             raise
         print(f"error: {type(error).__name__}: {error} (run with --debug for the traceback)", file=sys.stderr)
     return 1
+
+
+def _print_warning(message, category, *_):
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def _parser() -> argparse.ArgumentParser:
