@@ -1,0 +1,55 @@
+"""Markups and segments as prompts, in world RAS (each node's parent transforms applied).
+
+- Point lists: every point of a ``positive`` list is positive, of a ``negative`` list negative;
+  in one mixed list, a point whose label starts with "-" is negative.
+- ROI nodes: boxes; the ROI's eight corners are projected onto the slice through its centre
+  (so an ROI drawn in any slice view, thin or thick, rotated or not, gives that slice's box).
+- A segment on a slice: a mask prompt, taken on the volume's grid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import SegmentWithSAM2Error
+
+NEGATIVE_PREFIX = "-"
+
+
+def points_of(node, positive: bool | None = None) -> list[dict]:
+    """Control points in world RAS; ``positive=None`` reads each point's label prefix."""
+    if node is None:
+        return []
+    points = []
+    for index in range(node.GetNumberOfControlPoints()):
+        position = [0.0, 0.0, 0.0]
+        node.GetNthControlPointPositionWorld(index, position)
+        is_positive = positive if positive is not None else \
+            not node.GetNthControlPointLabel(index).startswith(NEGATIVE_PREFIX)
+        points.append({"position": position, "positive": bool(is_positive)})
+    return points
+
+
+def box_of(roi_node) -> dict:
+    """An ROI node as a box prompt given by its eight world corners."""
+    centre, size = [0.0] * 3, [0.0] * 3
+    roi_node.GetCenterWorld(centre)
+    roi_node.GetSizeWorld(size)
+    axes = []
+    for getter in (roi_node.GetXAxisWorld, roi_node.GetYAxisWorld, roi_node.GetZAxisWorld):
+        axis = [0.0] * 3
+        getter(axis)
+        axes.append(np.asarray(axis))
+    corners = [np.asarray(centre) + sum(sign * s / 2 * a for sign, s, a in zip(signs, size, axes))
+               for signs in np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, -1).T]
+    return {"corners": [c.tolist() for c in corners], "name": roi_node.GetName()}
+
+
+def object_prompts(name, label, color, positive=None, negative=None, rois=(), masks=()) -> dict:
+    """One object's prompts from markups nodes (and mask prompts already on the volume grid)."""
+    points = points_of(positive, None if negative is None else True) + points_of(negative, False)
+    obj = {"name": name, "label": label, "color": list(color), "points": points,
+           "boxes": [box_of(roi) for roi in rois if roi is not None], "masks": list(masks)}
+    if not obj["points"] and not obj["boxes"] and not obj["masks"]:
+        raise SegmentWithSAM2Error(f"no prompts for {name!r}: place points, a box (ROI) or choose a mask segment")
+    return obj

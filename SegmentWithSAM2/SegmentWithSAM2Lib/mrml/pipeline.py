@@ -1,0 +1,64 @@
+"""Segment a volume node into a segmentation node: the function behind the Slicer Logic.
+
+Everything that can fail (prompts, geometry, model, propagation, cancel) happens before the
+scene is touched, so a failed or cancelled run leaves the scene and earlier segments as they were.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from .. import __version__
+from ..core.engine import PropagationOptions, VolumeSession
+from ..core.postprocess import PostProcess
+from .markups import object_prompts
+from .segments import write_segment
+from .volumes import volume_from_node
+
+
+def display_window(volume_node) -> tuple[float, float] | None:
+    """The (center, width) the volume is shown with in Slicer, the default window for a run."""
+    display = volume_node.GetDisplayNode() if volume_node is not None else None
+    if display is None or not display.IsA("vtkMRMLScalarVolumeDisplayNode") or display.GetWindow() <= 0:
+        return None
+    return float(display.GetLevel()), float(display.GetWindow())
+
+
+def segment_volume_node(model, volume_node, segmentation_node, prompts, *, window="display", axis="auto",
+                        direction="both", slice_range=None, auto_stop=True, postprocess=True,
+                        segment_ids=None, overlap="overwrite", on_progress=None, should_cancel=None) -> list[str]:
+    """Propagate ``prompts`` (prompt-file structure, RAS world) and write one segment per object.
+
+    ``window="display"`` uses the volume's display window/level; ``segment_ids`` maps object
+    labels to existing segments to replace (others get new segments).  Returns the segment ids.
+    """
+    volume = volume_from_node(volume_node)
+    shown = display_window(volume_node)
+    if window == "display":
+        window = f"{shown[0]},{shown[1]}" if shown else "auto"
+    session = VolumeSession(model, volume, axis=axis, window=window)
+    options = PropagationOptions(direction, slice_range, auto_stop, 3, PostProcess() if postprocess else None)
+    result = session.propagate(prompts, options, on_progress=on_progress, should_cancel=should_cancel)
+    tags = dict(result.settings, prompts=prompts_summary(prompts), version=__version__,
+                date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    written = []
+    for obj in result.objects:
+        written.append(write_segment(segmentation_node, volume_node, volume, result.labelmap == obj.label,
+                                     name=obj.name, color=obj.color, segment_id=(segment_ids or {}).get(obj.label),
+                                     overlap=overlap, tags=tags))
+    return written
+
+
+def prompts_from_nodes(name="SAM2 segment", label=1, color=(0.9, 0.5, 0.1), positive=None, negative=None,
+                       rois=()) -> dict:
+    """Markups nodes as a one-object prompt structure in world RAS."""
+    return {"space": "RAS", "objects": [object_prompts(name, label, color, positive, negative, rois)]}
+
+
+def prompts_summary(prompts) -> list:
+    """What was prompted, for provenance: per object its points, boxes and mask slices."""
+    summary = []
+    for obj in prompts.get("objects", []) if isinstance(prompts, dict) else []:
+        summary.append({"name": obj.get("name"), "points": obj.get("points", []),
+                        "boxes": obj.get("boxes", []), "mask_slices": [m.get("slice") for m in obj.get("masks", [])]})
+    return summary
