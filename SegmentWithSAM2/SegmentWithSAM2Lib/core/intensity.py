@@ -128,7 +128,10 @@ def _parse_pair(text, original):
 
 
 def _looks_like_hounsfield(array) -> bool:
-    return bool(np.nanmin(array) < -500) if np.issubdtype(array.dtype, np.number) else False
+    if not np.issubdtype(array.dtype, np.number):
+        return False
+    # -inf (a fill value) must not make MR data look like CT: only finite voxels count
+    return bool(np.min(array, where=np.isfinite(array), initial=np.inf) < -500)
 
 
 def _check_values(array) -> None:
@@ -142,4 +145,4 @@ def _check_values(array) -> None:
         raise SegmentWithSAM2Error("the volume has no finite voxel values")
     if finite.min() == finite.max():
         raise SegmentWithSAM2Error(
-            f"the volume is constant (every voxel is {finite.min()!r}); there is nothing to segment")
+            f"the volume is constant (every voxel is {finite.min().item()!r}); there is nothing to segment")

@@ -112,33 +112,53 @@ class _Placer:
                 f"size {size.tolist()}); check the coordinate space (RAS/LPS/IJK)")
         return self.plan.ijk_to_slice(ijk)[0]
 
+    def _slice_index(self, coordinate: float) -> int:
+        """The nearest slice; a point on the volume's outer face (coordinate -0.5 or n - 0.5) is on the edge slice."""
+        return min(max(int(np.floor(coordinate + 0.5)), 0), self.plan.num_slices - 1)
+
     def _add_point(self, out, point, what):
         if not isinstance(point, dict) or "position" not in point:
             raise SegmentWithSAM2Error(f"{what} needs a 'position'")
         s, r, c = self._slice_coords(point["position"], what)
         fr, fc = self.inplane.slice_to_frame([r, c])[0]
-        target = out.on(_slice_index(s))
+        index = self._slice_index(s)
+        target = out.on(index)
         if target.mask is not None:
-            raise SegmentWithSAM2Error(f"{what}: slice {_slice_index(s)} already has a mask prompt; use one or the other")
+            raise SegmentWithSAM2Error(f"{what}: slice {index} already has a mask prompt; use one or the other")
         target.points.append((fc, fr))
         target.labels.append(1 if point.get("positive", True) else 0)
 
     def _add_box(self, out, box, what):
+        if isinstance(box, dict) and "corners" in box:
+            return self._add_oriented_box(out, box, what)
         if not isinstance(box, dict) or "corner1" not in box or "corner2" not in box:
-            raise SegmentWithSAM2Error(f"{what} needs 'corner1' and 'corner2'")
+            raise SegmentWithSAM2Error(f"{what} needs 'corner1' and 'corner2' (or 'corners')")
         a = self._slice_coords(box["corner1"], what)
         b = self._slice_coords(box["corner2"], what)
         if abs(a[0] - b[0]) > 0.5:
             raise SegmentWithSAM2Error(
                 f"{what}: its corners lie on slices {a[0]:.2f} and {b[0]:.2f} along the {self.plan.view} "
                 "axis; both corners must be on one slice (within half a voxel)")
-        if abs(a[1] - b[1]) < 1e-6 or abs(a[2] - b[2]) < 1e-6:
+        self._set_box(out, (a[0] + b[0]) / 2, np.stack([a, b]), what)
+
+    def _add_oriented_box(self, out, box, what):
+        """A 3D box (e.g. a Slicer ROI) given by its corners: its outline on the slice through its centre."""
+        corners = box["corners"]
+        if not isinstance(corners, list) or len(corners) < 2:
+            raise SegmentWithSAM2Error(f"{what}: 'corners' must list at least two positions")
+        points = np.stack([self._slice_coords(c, what) for c in corners])
+        self._set_box(out, points[:, 0].mean(), points, what)
+
+    def _set_box(self, out, slice_coordinate, points, what):
+        (r0, c0), (r1, c1) = points[:, 1:].min(axis=0), points[:, 1:].max(axis=0)
+        if r1 - r0 < 1e-6 or c1 - c0 < 1e-6:
             raise SegmentWithSAM2Error(f"{what} has zero area on its slice; give two opposite corners")
-        (r0, c0), (r1, c1) = self.inplane.slice_to_frame([a[1:], b[1:]])
-        target = out.on(_slice_index((a[0] + b[0]) / 2))
+        (fr0, fc0), (fr1, fc1) = self.inplane.slice_to_frame([[r0, c0], [r1, c1]])
+        index = self._slice_index(slice_coordinate)
+        target = out.on(index)
         if target.box is not None or target.mask is not None:
-            raise SegmentWithSAM2Error(f"{what}: slice {_slice_index(a[0])} already has a box or mask for this object")
-        target.box = (min(c0, c1), min(r0, r1), max(c0, c1), max(r0, r1))
+            raise SegmentWithSAM2Error(f"{what}: slice {index} already has a box or mask for this object")
+        target.box = (fc0, fr0, fc1, fr1)
 
     def _add_mask(self, out, item, what):
         if not isinstance(item, dict) or "mask" not in item or "slice" not in item:
@@ -163,7 +183,3 @@ def _items(obj, key, name) -> list:
     if not isinstance(items, list):
         raise SegmentWithSAM2Error(f"object {name!r}: '{key}' must be a list")
     return items
-
-
-def _slice_index(coordinate: float) -> int:
-    return int(np.floor(coordinate + 0.5))
