@@ -130,6 +130,8 @@ def _parse_pair(text, original):
 def _looks_like_hounsfield(array) -> bool:
     if not np.issubdtype(array.dtype, np.number):
         return False
+    if not np.issubdtype(array.dtype, np.floating):
+        return bool(array.min() < -500)
     # -inf (a fill value) must not make MR data look like CT: only finite voxels count
     return bool(np.min(array, where=np.isfinite(array), initial=np.inf) < -500)
 

@@ -31,22 +31,50 @@ def segment_volume_node(model, volume_node, segmentation_node, prompts, *, windo
 
     ``window="display"`` uses the volume's display window/level; ``segment_ids`` maps object
     labels to existing segments to replace (others get new segments).  Returns the segment ids.
+    The three steps are separate so that the Slicer module runs ``run_engine`` on its worker
+    thread and the other two on the main thread.
     """
+    volume, window = read_inputs(volume_node, window)
+    result = run_engine(model, volume, prompts, window=window, axis=axis, direction=direction,
+                        slice_range=slice_range, auto_stop=auto_stop, postprocess=postprocess,
+                        on_progress=on_progress, should_cancel=should_cancel)
+    return write_segments(result, volume_node, segmentation_node, prompts, segment_ids, overlap)
+
+
+def read_inputs(volume_node, window="display"):
+    """(core volume, window choice) from the scene; main thread."""
     volume = volume_from_node(volume_node)
-    shown = display_window(volume_node)
     if window == "display":
+        shown = display_window(volume_node)
         window = f"{shown[0]},{shown[1]}" if shown else "auto"
+    return volume, window
+
+
+def run_engine(model, volume, prompts, *, window, axis="auto", direction="both", slice_range=None,
+               auto_stop=True, postprocess=True, on_progress=None, should_cancel=None):
+    """The model work; touches no MRML node, so it may run on a worker thread."""
     session = VolumeSession(model, volume, axis=axis, window=window)
     options = PropagationOptions(direction, slice_range, auto_stop, 3, PostProcess() if postprocess else None)
-    result = session.propagate(prompts, options, on_progress=on_progress, should_cancel=should_cancel)
+    return session.propagate(prompts, options, on_progress=on_progress, should_cancel=should_cancel)
+
+
+def write_segments(result, volume_node, segmentation_node, prompts, segment_ids=None, overlap="overwrite") -> list[str]:
+    """One segment per object, with provenance; main thread."""
     tags = dict(result.settings, prompts=prompts_summary(prompts), version=__version__,
                 date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-    written = []
-    for obj in result.objects:
-        written.append(write_segment(segmentation_node, volume_node, volume, result.labelmap == obj.label,
-                                     name=obj.name, color=obj.color, segment_id=(segment_ids or {}).get(obj.label),
-                                     overlap=overlap, tags=tags))
-    return written
+    return [write_segment(segmentation_node, volume_node, result.volume, result.labelmap == obj.label,
+                          name=obj.name, color=obj.color, segment_id=(segment_ids or {}).get(obj.label),
+                          overlap=overlap, tags=tags)
+            for obj in result.objects]
+
+
+def slice_index_at(volume, axis, ras_point) -> int:
+    """The slice (along ``axis``) through a world RAS point, e.g. a slice view's centre."""
+    from ..core.geometry import plan_slices
+
+    plan = plan_slices(volume, axis)
+    s = plan.ijk_to_slice(volume.ras_to_ijk(ras_point))[0][0]
+    return int(min(max(round(float(s)), 0), plan.num_slices - 1))
 
 
 def prompts_from_nodes(name="SAM2 segment", label=1, color=(0.9, 0.5, 0.1), positive=None, negative=None,
