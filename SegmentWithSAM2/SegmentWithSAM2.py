@@ -1,0 +1,341 @@
+"""SegmentWithSAM2: the Slicer scripted module (Module, parameter node, Widget, Logic, Test).
+
+The module stays thin: the Widget reads the GUI and calls the Logic; the Logic calls the
+library's ``mrml`` layer.  Model work runs on one persistent worker thread (which keeps the
+loaded model between clicks); MRML nodes are only touched on the main thread.
+"""
+
+import concurrent.futures
+import logging
+import os
+import threading
+from typing import Annotated, Optional
+
+import qt
+import slicer
+import vtk
+from slicer.i18n import tr as _
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.util import VTKObservationMixin
+
+# Installed on first use, after asking (never at module load): torch via the PyTorch extension,
+# sam2 without its declared dependencies (they would pull a CUDA torch), the rest pinned.
+REQUIREMENTS = ["hydra-core>=1.3.2,<1.4", "iopath>=0.1.10,<0.2", "SimpleITK>=2.3,<3", "slicerio>=1.4,<2"]
+SAM2_REQUIREMENT = "sam2==1.1.0"
+
+
+class SegmentWithSAM2(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("Segment With SAM2")
+        self.parent.categories = [_("Segmentation")]
+        self.parent.contributors = ["SegmentWithSAM2 developers"]
+        self.parent.helpText = _(
+            "Segment CT, MRI and PET volumes with SAM2, SAM2.1 and MedSAM2: place positive/negative points or "
+            "a box on a slice, and the object is propagated through the neighbouring slices in both directions. "
+            "Results are written as segments on the volume's grid, with the settings used stored on each segment.")
+        self.parent.acknowledgementText = _(
+            "Built on Meta's SAM2 and the MedSAM2 weights of WangLab; the weights keep their own licenses. "
+            "Not for clinical use.")
+
+
+@parameterNodeWrapper
+class SegmentWithSAM2ParameterNode:
+    inputVolume: slicer.vtkMRMLScalarVolumeNode
+    segmentation: slicer.vtkMRMLSegmentationNode
+    positivePoints: slicer.vtkMRMLMarkupsFiducialNode
+    negativePoints: slicer.vtkMRMLMarkupsFiducialNode
+    box: slicer.vtkMRMLMarkupsROINode
+    segmentName: str = "SAM2 segment"
+    model: str = "medsam2-latest"
+    checkpoint: str = ""
+    device: Annotated[str, Choice(["auto", "cpu", "cuda", "mps"])] = "auto"
+    window: str = "display"
+    axis: Annotated[str, Choice(["auto", "axial", "coronal", "sagittal", "i", "j", "k"])] = "auto"
+    direction: Annotated[str, Choice(["both", "forward", "backward"])] = "both"
+    rangeFirst: int = -1
+    rangeLast: int = -1
+    autoStop: bool = True
+    postprocess: bool = True
+    overlap: Annotated[str, Choice(["overwrite", "keep_others"])] = "overwrite"
+
+
+class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None):
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._job = None
+        self._timer = qt.QTimer()
+        self._timer.setInterval(100)
+        self._timer.timeout.connect(self.pollJob)
+
+    def setup(self):
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/SegmentWithSAM2.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = SegmentWithSAM2Logic()
+        self.ui.modelSelector.addItems(self.logic.modelIds())
+        self.ui.modelSelector.currentTextChanged.connect(lambda text: setattr(self._parameterNode, "model", text))
+        self.ui.segmentSliceButton.clicked.connect(lambda: self.onRun(thisSliceOnly=True))
+        self.ui.propagateButton.clicked.connect(lambda: self.onRun(direction="both"))
+        self.ui.propagateUpButton.clicked.connect(lambda: self.onRun(direction="forward"))
+        self.ui.propagateDownButton.clicked.connect(lambda: self.onRun(direction="backward"))
+        self.ui.repropagateButton.clicked.connect(lambda: self.onRun(fromThisSlice=True))
+        self.ui.cancelButton.clicked.connect(self.onCancel)
+        self.ui.placePositiveButton.clicked.connect(lambda: self.placeMarkups("positivePoints", "vtkMRMLMarkupsFiducialNode"))
+        self.ui.placeNegativeButton.clicked.connect(lambda: self.placeMarkups("negativePoints", "vtkMRMLMarkupsFiducialNode"))
+        self.ui.placeBoxButton.clicked.connect(lambda: self.placeMarkups("box", "vtkMRMLMarkupsROINode"))
+        self.ui.clearPromptsButton.clicked.connect(self.onClearPrompts)
+        self.ui.setRangeFirstButton.clicked.connect(lambda: self.setRangeEnd("rangeFirst"))
+        self.ui.setRangeLastButton.clicked.connect(lambda: self.setRangeEnd("rangeLast"))
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.initializeParameterNode()
+
+    def cleanup(self):
+        self.onCancel()
+        self.removeObservers()
+        if self.logic:
+            self.logic.shutdown()
+
+    def enter(self):
+        self.initializeParameterNode()
+
+    def exit(self):
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+
+    def onSceneStartClose(self, caller, event):
+        self.onCancel()
+        self.setParameterNode(None)
+
+    def initializeParameterNode(self):
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+
+    def setParameterNode(self, parameterNode):
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+        self._parameterNode = parameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+
+    def placeMarkups(self, role, className):
+        """Create the prompt node if needed and start placing points in the slice views."""
+        node = getattr(self._parameterNode, role)
+        if node is None:
+            node = slicer.mrmlScene.AddNewNodeByClass(className, slicer.mrmlScene.GenerateUniqueName(role))
+            setattr(self._parameterNode, role, node)
+        slicer.modules.markups.logic().StartPlaceMode(role != "box")
+        slicer.modules.markups.logic().SetActiveList(node)
+
+    def onClearPrompts(self):
+        for role in ("positivePoints", "negativePoints", "box"):
+            node = getattr(self._parameterNode, role)
+            if node is not None:
+                node.RemoveAllControlPoints()
+
+    def currentSliceIndex(self):
+        sliceNode = slicer.app.layoutManager().sliceWidget("Red").mrmlSliceNode()
+        centre = [sliceNode.GetSliceToRAS().GetElement(r, 3) for r in range(3)]
+        return self.logic.sliceIndexAt(self._parameterNode.inputVolume, self._parameterNode.axis, centre)
+
+    def setRangeEnd(self, field):
+        setattr(self._parameterNode, field, self.currentSliceIndex())
+
+    def onRun(self, direction=None, thisSliceOnly=False, fromThisSlice=False):
+        if self._job is not None or not self.logic.ensureDependencies():
+            return
+        p = self._parameterNode
+        options = {"direction": direction or p.direction}
+        if p.rangeFirst >= 0 and p.rangeLast >= 0:
+            options["sliceRange"] = (p.rangeFirst, p.rangeLast)
+        if thisSliceOnly or fromThisSlice:
+            here = self.currentSliceIndex()
+            options["sliceRange"] = (here, here) if thisSliceOnly else options.get("sliceRange")
+        with slicer.util.tryWithErrorDisplay(_("Could not start segmentation."), waitCursor=True):
+            self._job = self.logic.startSegment(p, options)
+            self.ui.progressBar.setValue(0)
+            self.ui.cancelButton.enabled = True
+            self._timer.start()
+
+    def pollJob(self):
+        """Main thread: show progress; when the worker is done, write the segments."""
+        done, total, index = self._job.progress
+        self.ui.progressBar.setMaximum(max(total, 1))
+        self.ui.progressBar.setValue(done)
+        self.ui.statusLabel.text = _("slice {index}: {done} of {total}").format(index=index, done=done, total=total)
+        if not self._job.future.done():
+            return
+        self._timer.stop()
+        job, self._job = self._job, None
+        self.ui.cancelButton.enabled = False
+        with slicer.util.tryWithErrorDisplay(_("Segmentation failed; the scene was not changed."), waitCursor=True):
+            ids = self.logic.finishSegment(job)
+            self.ui.statusLabel.text = _("wrote {count} segment(s)").format(count=len(ids))
+
+    def onCancel(self):
+        if self._job is not None:
+            self._job.cancel.set()
+
+
+class SegmentWithSAM2Job:
+    """A run handed to the worker thread: its future, a progress triple and a cancel flag."""
+
+    def __init__(self):
+        self.progress = (0, 0, -1)
+        self.cancel = threading.Event()
+        self.future = None
+        self.context = {}
+
+
+class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
+    """Console use: ``SegmentWithSAM2Logic().segment(volumeNode, segmentationNode, prompts, ...)``."""
+
+    def __init__(self):
+        ScriptedLoadableModuleLogic.__init__(self)
+        self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="SegmentWithSAM2")
+        self._models = {}
+
+    def getParameterNode(self):
+        return SegmentWithSAM2ParameterNode(super().getParameterNode())
+
+    def shutdown(self):
+        self._worker.shutdown(wait=False, cancel_futures=True)
+
+    def modelIds(self):
+        from SegmentWithSAM2Lib.core.registry import load_registry
+
+        return list(load_registry())
+
+    def ensureDependencies(self):
+        """Install what is missing, after asking; returns whether everything is importable."""
+        missing = [name for name in ("torch", "sam2", "hydra", "SimpleITK", "slicerio") if not _importable(name)]
+        if not missing:
+            return True
+        if not slicer.util.confirmOkCancelDisplay(
+                _("SegmentWithSAM2 needs these Python packages: {names}. Install them now?").format(names=", ".join(missing))):
+            return False
+        if "torch" in missing:
+            import PyTorchUtils
+
+            if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False) is None:
+                return False
+        slicer.util.pip_install(REQUIREMENTS)
+        os.environ["SAM2_BUILD_CUDA"] = "0"
+        slicer.util.pip_install(["--no-deps", "--no-build-isolation", SAM2_REQUIREMENT])
+        return all(_importable(name) for name in missing)
+
+    def loadModel(self, model="medsam2-latest", checkpoint="", device="auto"):
+        """The model, loaded once per (id, checkpoint, device) and kept for later runs."""
+        from SegmentWithSAM2Lib.core.model import load_model
+
+        key = (model, checkpoint, device)
+        if key not in self._models:
+            # the registry entry gives the config; a checkpoint path, when given, gives the weights
+            self._models[key] = load_model(model, checkpoint=checkpoint or None, device=device)
+        return self._models[key]
+
+    def sliceIndexAt(self, volumeNode, axis, rasPoint):
+        from SegmentWithSAM2Lib.mrml.pipeline import read_inputs, slice_index_at
+
+        return slice_index_at(read_inputs(volumeNode, "none")[0], axis, rasPoint)
+
+    def segment(self, volumeNode, segmentationNode, prompts=None, *, positivePoints=None, negativePoints=None,
+                box=None, model="medsam2-latest", checkpoint="", device="auto", window="display", axis="auto",
+                direction="both", range=None, segmentName="SAM2 segment", segmentId=None, overlap="overwrite",
+                autoStop=True, postprocess=True, onProgress=None, shouldCancel=None):
+        """Segment in the calling thread (console and batch use); returns the written segment ids."""
+        from SegmentWithSAM2Lib.mrml.pipeline import prompts_from_nodes, segment_volume_node
+
+        if prompts is None:
+            prompts = prompts_from_nodes(segmentName, 1, positive=positivePoints, negative=negativePoints,
+                                         rois=[box] if box else [])
+        return segment_volume_node(
+            self.loadModel(model, checkpoint, device), volumeNode, segmentationNode, prompts, window=window,
+            axis=axis, direction=direction, slice_range=range, auto_stop=autoStop, postprocess=postprocess,
+            segment_ids={1: segmentId} if segmentId else None, overlap=overlap,
+            on_progress=onProgress, should_cancel=shouldCancel)
+
+    def startSegment(self, p, options):
+        """Main thread: read the scene, then hand the model work to the worker thread."""
+        from SegmentWithSAM2Lib.core.volume import Volume
+        from SegmentWithSAM2Lib.mrml.pipeline import prompts_from_nodes, read_inputs, run_engine
+
+        volume, window = read_inputs(p.inputVolume, p.window)
+        volume = Volume(volume.array.copy(), volume.ijk_to_ras, volume.metadata)  # the worker's own copy
+        prompts = prompts_from_nodes(p.segmentName, 1, positive=p.positivePoints, negative=p.negativePoints,
+                                     rois=[p.box] if p.box else [])
+        job = SegmentWithSAM2Job()
+        job.context = {"volumeNode": p.inputVolume, "segmentationNode": p.segmentation, "prompts": prompts,
+                       "overlap": p.overlap}
+
+        def work():
+            model = self.loadModel(p.model, p.checkpoint, p.device)
+            return run_engine(model, volume, prompts, window=window, axis=p.axis, direction=options["direction"],
+                              slice_range=options.get("sliceRange"), auto_stop=p.autoStop,
+                              postprocess=p.postprocess, should_cancel=job.cancel.is_set,
+                              on_progress=lambda done, total, index, _: setattr(job, "progress", (done, total, index)))
+
+        job.future = self._worker.submit(work)
+        return job
+
+    def finishSegment(self, job):
+        """Main thread: write the worker's result into the segmentation (raises if it failed or was cancelled)."""
+        from SegmentWithSAM2Lib.mrml.pipeline import write_segments
+
+        result = job.future.result()
+        c = job.context
+        if c["segmentationNode"] is None:
+            c["segmentationNode"] = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+        return write_segments(result, c["volumeNode"], c["segmentationNode"], c["prompts"], overlap=c["overlap"])
+
+
+def _importable(name):
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+class SegmentWithSAM2Test(ScriptedLoadableModuleTest):
+    """Runs in a real Slicer: a synthetic volume, a point prompt, a small random model."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_SegmentWithSAM2_point_prompt()
+
+    def test_SegmentWithSAM2_point_prompt(self):
+        import numpy as np
+
+        from SegmentWithSAM2Lib.core.model import load_model
+        from SegmentWithSAM2Lib.mrml.pipeline import prompts_from_nodes, segment_volume_node
+        from SegmentWithSAM2Lib.mrml.segments import segment_array
+        from SegmentWithSAM2Lib.mrml.volumes import volume_from_node
+
+        self.delayDisplay("Building a synthetic volume")
+        array = np.full((6, 48, 48), -100, np.int16)
+        array[1:5, 14:34, 14:34] = 150
+        volumeNode = slicer.util.addVolumeFromArray(array, name="sam2-test")
+        points = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "positive")
+        ras = [0.0, 0.0, 0.0, 1.0]
+        volumeNode.GetIJKToRASMatrix().MultiplyPoint([24, 24, 3, 1], ras)
+        points.AddControlPoint(vtk.vtkVector3d(*ras[:3]))
+        segmentationNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+        model = load_model("medsam2-latest", random_init=True, seed=0, device="cpu", precision="fp32")
+        ids = segment_volume_node(model, volumeNode, segmentationNode, prompts_from_nodes("test", 1, positive=points),
+                                  window="0,300", auto_stop=False)
+        self.assertEqual(len(ids), 1)
+        mask = segment_array(segmentationNode, ids[0], volume_from_node(volumeNode))
+        self.assertEqual(mask.shape, array.shape)
+        self.delayDisplay("Test passed")

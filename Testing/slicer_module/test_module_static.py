@@ -1,0 +1,67 @@
+"""Static checks of the Slicer module (the Slicer application cannot run here): the module file
+compiles, every widget it uses exists in the .ui, every SlicerParameterName in the .ui is a field of
+the typed parameter node, and the module's CMakeLists lists every Python file and resource."""
+
+import ast
+import py_compile
+import re
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+MODULE_DIR = Path(__file__).resolve().parents[2] / "SegmentWithSAM2"
+MODULE = MODULE_DIR / "SegmentWithSAM2.py"
+UI = MODULE_DIR / "Resources" / "UI" / "SegmentWithSAM2.ui"
+
+
+def ui_widgets():
+    tree = ElementTree.parse(UI)
+    names = {w.get("name") for w in tree.iter("widget")}
+    bound = {}
+    for widget in tree.iter("widget"):
+        for prop in widget.findall("property"):
+            if prop.get("name") == "SlicerParameterName":
+                bound[widget.get("name")] = prop.find("string").text
+    return names, bound
+
+
+def parameter_fields():
+    tree = ast.parse(MODULE.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and any(getattr(d, "id", None) == "parameterNodeWrapper" for d in node.decorator_list):
+            return {stmt.target.id for stmt in node.body if isinstance(stmt, ast.AnnAssign)}
+    raise AssertionError("no @parameterNodeWrapper class in the module file")
+
+
+def used_ui_names():
+    tree = ast.parse(MODULE.read_text())
+    return {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Attribute) and node.value.attr == "ui"
+            and isinstance(node.value.value, ast.Name) and node.value.value.id == "self"}
+
+
+def test_module_file_compiles(tmp_path):
+    py_compile.compile(str(MODULE), cfile=str(tmp_path / "module.pyc"), doraise=True)
+
+
+def test_every_widget_the_module_uses_is_in_the_ui():
+    names, _ = ui_widgets()
+    missing = used_ui_names() - names
+    assert not missing, f"widgets used by SegmentWithSAM2.py but absent from the .ui: {sorted(missing)}"
+    assert len(used_ui_names()) >= 15
+
+
+def test_every_parameter_binding_names_a_parameter_node_field():
+    _, bound = ui_widgets()
+    fields = parameter_fields()
+    unknown = {w: p for w, p in bound.items() if p not in fields}
+    assert not unknown, f"SlicerParameterName values with no parameter-node field: {unknown}"
+    unbound = fields - set(bound.values())
+    assert not unbound, f"parameter-node fields without a widget: {sorted(unbound)}"
+
+
+def test_cmake_lists_every_python_file_and_resource():
+    cmake = (MODULE_DIR / "CMakeLists.txt").read_text().replace("${MODULE_NAME}", "SegmentWithSAM2")
+    assert "SegmentWithSAM2.py" in cmake and "Resources/UI/SegmentWithSAM2.ui" in cmake
+    assert "Resources/Icons/SegmentWithSAM2.png" in cmake and "WITH_GENERIC_TESTS" in cmake
+    assert re.search(r"GLOB_RECURSE MODULE_LIB_SCRIPTS .*SegmentWithSAM2Lib/\*\.py", cmake)
+    assert "slicer_add_python_unittest" in cmake or "SegmentWithSAM2Test" in cmake
