@@ -70,6 +70,7 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._job = None
+        self._maskPrompts = []  # segments used as mask prompts, each on one slice
         self._timer = qt.QTimer()
         self._timer.setInterval(100)
         self._timer.timeout.connect(self.pollJob)
@@ -93,6 +94,7 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.placeNegativeButton.clicked.connect(lambda: self.placeMarkups("negativePoints", "vtkMRMLMarkupsFiducialNode"))
         self.ui.placeBoxButton.clicked.connect(lambda: self.placeMarkups("box", "vtkMRMLMarkupsROINode"))
         self.ui.clearPromptsButton.clicked.connect(self.onClearPrompts)
+        self.ui.maskFromSegmentButton.clicked.connect(self.onMaskFromSegment)
         self.ui.setRangeFirstButton.clicked.connect(lambda: self.setRangeEnd("rangeFirst"))
         self.ui.setRangeLastButton.clicked.connect(lambda: self.setRangeEnd("rangeLast"))
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
@@ -137,7 +139,16 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         slicer.modules.markups.logic().StartPlaceMode(role != "box")
         slicer.modules.markups.logic().SetActiveList(node)
 
+    def onMaskFromSegment(self):
+        """The segment named in 'Segment name', on the current slice, becomes a mask prompt."""
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Could not use the segment as a mask prompt.")):
+            segmentId = p.segmentation.GetSegmentation().GetSegmentIdBySegmentName(p.segmentName) if p.segmentation else ""
+            self._maskPrompts.append(self.logic.maskPrompt(p, segmentId, self.currentSliceIndex()))
+            self.ui.statusLabel.text = _("{count} mask prompt(s)").format(count=len(self._maskPrompts))
+
     def onClearPrompts(self):
+        self._maskPrompts = []
         for role in ("positivePoints", "negativePoints", "box"):
             node = getattr(self._parameterNode, role)
             if node is not None:
@@ -162,7 +173,7 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             here = self.currentSliceIndex()
             options["sliceRange"] = (here, here) if thisSliceOnly else options.get("sliceRange")
         with slicer.util.tryWithErrorDisplay(_("Could not start segmentation."), waitCursor=True):
-            self._job = self.logic.startSegment(p, options)
+            self._job = self.logic.startSegment(p, options, self._maskPrompts)
             self.ui.progressBar.setValue(0)
             self.ui.cancelButton.enabled = True
             self._timer.start()
@@ -265,7 +276,13 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
             segment_ids={1: segmentId} if segmentId else None, overlap=overlap,
             on_progress=onProgress, should_cancel=shouldCancel)
 
-    def startSegment(self, p, options):
+    def maskPrompt(self, p, segmentId, sliceIndex):
+        from SegmentWithSAM2Lib.mrml.pipeline import read_inputs
+        from SegmentWithSAM2Lib.mrml.segments import segment_as_mask_prompt
+
+        return segment_as_mask_prompt(p.segmentation, segmentId, read_inputs(p.inputVolume, "none")[0], sliceIndex)
+
+    def startSegment(self, p, options, masks=()):
         """Main thread: read the scene, then hand the model work to the worker thread."""
         from SegmentWithSAM2Lib.core.volume import Volume
         from SegmentWithSAM2Lib.mrml.pipeline import prompts_from_nodes, read_inputs, run_engine
@@ -273,7 +290,7 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
         volume, window = read_inputs(p.inputVolume, p.window)
         volume = Volume(volume.array.copy(), volume.ijk_to_ras, volume.metadata)  # the worker's own copy
         prompts = prompts_from_nodes(p.segmentName, 1, positive=p.positivePoints, negative=p.negativePoints,
-                                     rois=[p.box] if p.box else [])
+                                     rois=[p.box] if p.box else [], masks=masks)
         job = SegmentWithSAM2Job()
         job.context = {"volumeNode": p.inputVolume, "segmentationNode": p.segmentation, "prompts": prompts,
                        "overlap": p.overlap}

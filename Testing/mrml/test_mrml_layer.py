@@ -141,3 +141,33 @@ def test_roi_box_under_a_transform_becomes_a_box_on_its_centre_slice(scene, meds
     _, r, c = session.plan.ijk_to_slice(TARGET_IJK)[0]
     fy, fx = session.inplane.slice_to_frame([r, c])[0]
     assert x0 < fx < x1 and y0 < fy < y1
+
+
+def test_a_segment_on_a_slice_is_a_mask_prompt(scene, medsam2_random):
+    scene, volume_node, segmentation = scene
+    from SegmentWithSAM2Lib.mrml.segments import segment_as_mask_prompt
+
+    volume = volume_from_node(volume_node)
+    seed = np.zeros(SHAPE, bool)
+    seed[2, 8:24, 10:30] = True
+    seed_id = write_segment(segmentation, volume_node, volume, seed, name="seed", color=(0, 0, 1))
+    prompts = prompts_from_nodes("from seed", 1, masks=[segment_as_mask_prompt(segmentation, seed_id, volume, 2)])
+    ids = run(medsam2_random, volume_node, segmentation, prompts, slice_range=(2, 2), postprocess=False)
+    np.testing.assert_array_equal(segment_array(segmentation, ids[0], volume), seed)  # sam2 passes a mask prompt through
+    with pytest.raises(SegmentWithSAM2Error, match="segment 'nope' not found"):
+        segment_as_mask_prompt(segmentation, "nope", volume, 2)
+
+
+def test_a_segmentation_with_another_reference_geometry_gets_the_segment_on_the_volume_grid(scene):
+    """Documented behaviour: the segment is stored exactly on the input volume's grid; the
+    segmentation's (coarser) reference geometry is left as it was, not used to resample."""
+    scene, volume_node, segmentation = scene
+    coarse = add_volume(scene, np.zeros((3, 16, 20), np.int16), np.diag([1.4, 2.2, 5.0, 1.0]), name="coarse")
+    segmentation.SetReferenceImageGeometryParameterFromVolumeNode(coarse)
+    before = segmentation.GetSegmentation().GetConversionParameter("Reference image geometry")
+    volume = volume_from_node(volume_node)
+    mask = np.zeros(SHAPE, bool)
+    mask[1:4, 8:24, 10:30] = True
+    segment_id = write_segment(segmentation, volume_node, volume, mask, name="x", color=(1, 0, 0))
+    np.testing.assert_array_equal(exported_labelmap(scene, segmentation, [segment_id], volume_node) > 0, mask)
+    assert segmentation.GetSegmentation().GetConversionParameter("Reference image geometry") == before

@@ -78,9 +78,9 @@ def slice_index_at(volume, axis, ras_point) -> int:
 
 
 def prompts_from_nodes(name="SAM2 segment", label=1, color=(0.9, 0.5, 0.1), positive=None, negative=None,
-                       rois=()) -> dict:
-    """Markups nodes as a one-object prompt structure in world RAS."""
-    return {"space": "RAS", "objects": [object_prompts(name, label, color, positive, negative, rois)]}
+                       rois=(), masks=()) -> dict:
+    """Markups nodes (and mask prompts from ``segment_as_mask_prompt``) as one object's prompts in world RAS."""
+    return {"space": "RAS", "objects": [object_prompts(name, label, color, positive, negative, rois, masks)]}
 
 
 def prompts_summary(prompts) -> list:

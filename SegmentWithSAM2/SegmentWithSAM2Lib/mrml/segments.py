@@ -131,3 +131,10 @@ def _vtk_matrix(matrix: np.ndarray):
     return out
 
 
+
+
+def segment_as_mask_prompt(segmentation_node, segment_id: str, volume: Volume, slice_index: int) -> dict:
+    """An existing segment used as the mask prompt on one slice (index along the propagation axis)."""
+    if segmentation_node is None or segmentation_node.GetSegmentation().GetSegment(segment_id) is None:
+        raise SegmentWithSAM2Error(f"segment {segment_id!r} not found; choose a segment to use as the mask prompt")
+    return {"slice": int(slice_index), "mask": segment_array(segmentation_node, segment_id, volume)}
