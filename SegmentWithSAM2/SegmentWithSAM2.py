@@ -169,9 +169,10 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         options = {"direction": direction or p.direction}
         if p.rangeFirst >= 0 and p.rangeLast >= 0:
             options["sliceRange"] = (p.rangeFirst, p.rangeLast)
-        if thisSliceOnly or fromThisSlice:
+        if thisSliceOnly:  # a 2D preview: the prompted slice alone
             here = self.currentSliceIndex()
-            options["sliceRange"] = (here, here) if thisSliceOnly else options.get("sliceRange")
+            options["sliceRange"] = (here, here)
+        # fromThisSlice: the correction placed on this slice is one more conditioning frame of the re-run
         with slicer.util.tryWithErrorDisplay(_("Could not start segmentation."), waitCursor=True):
             self._job = self.logic.startSegment(p, options, self._maskPrompts)
             self.ui.progressBar.setValue(0)
