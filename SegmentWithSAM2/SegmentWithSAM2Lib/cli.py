@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from pathlib import Path
 
 from .errors import Cancelled, SegmentWithSAM2Error
 
@@ -98,6 +99,8 @@ def _run_segment(args) -> int:
     from .progress import ProgressBar
 
     output = check_output_path(args.output)
+    if output.resolve() == Path(args.image).resolve():
+        raise SegmentWithSAM2Error(f"output {output} is the input image; give another file name")
     volume = api.read_volume(args.image)
     prompts = read_prompt_file(args.prompts, volume)
     model = model_from_args(args)

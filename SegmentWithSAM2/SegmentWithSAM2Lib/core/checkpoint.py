@@ -64,7 +64,7 @@ def sha256_of(path, chunk=1 << 20) -> str:
 
 
 def _mismatch_message(path, config, state, missing, unexpected, reshaped) -> str:
-    parts = [f"checkpoint {path} does not fit config {config.name}:"]
+    parts = [f"checkpoint {path} does not fit config {config.name}"]
     for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", reshaped)):
         if keys:
             more = f" and {len(keys) - _SHOWN} more" if len(keys) > _SHOWN else ""

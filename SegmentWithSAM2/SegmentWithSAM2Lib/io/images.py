@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 import warnings
 from pathlib import Path
 
@@ -13,7 +13,9 @@ import SimpleITK as sitk
 from ..core.volume import Volume
 from ..errors import SegmentWithSAM2Error
 
-LABELMAP_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
+# Single-file formats only: a detached header (.mhd, .nhdr) would point at a data file with the
+# temporary name, left behind beside the result.
+LABELMAP_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha")
 _DICOM_TAGS = {"modality": "0008|0060", "center": "0028|1050", "width": "0028|1051"}
 
 
@@ -31,6 +33,8 @@ def volume_from_image(image: sitk.Image, metadata: dict | None = None) -> Volume
         raise SegmentWithSAM2Error(
             f"the image has {image.GetNumberOfComponentsPerPixel()} components per voxel (colour or vector); "
             "give a single-channel volume")
+    if image.GetDimension() == 4 and image.GetSize()[3] == 1:  # one time point, as NRRD/MHA may store it
+        image = sitk.Extract(image, [*image.GetSize()[:3], 0], [0, 0, 0, 0])
     dimension = image.GetDimension()
     array = sitk.GetArrayFromImage(image)
     if dimension != 3:
@@ -107,8 +111,7 @@ def write_labelmap(labelmap: np.ndarray, volume: Volume, path, objects=(), tags=
     """Write on the volume's exact grid; the file appears complete or not at all."""
     path = check_output_path(path)
     suffix = next(s for s in LABELMAP_SUFFIXES if path.name.lower().endswith(s))
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(handle)
+    temporary = _new_file_beside(path, suffix)
     try:
         if suffix == ".seg.nrrd":
             _write_segmentation(labelmap, volume, temporary, objects, tags or {})
@@ -119,6 +122,18 @@ def write_labelmap(labelmap: np.ndarray, volume: Volume, path, objects=(), tags=
         if os.path.exists(temporary):
             os.remove(temporary)
     return path
+
+
+def _new_file_beside(path: Path, suffix: str) -> str:
+    """An empty hidden file next to ``path``, created with the usual permissions (0666 less the umask;
+    ``tempfile.mkstemp`` would make it, and so the result, readable by its owner only)."""
+    while True:
+        candidate = path.parent / f".{path.name}.{secrets.token_hex(4)}{suffix}"
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return str(candidate)
+        except FileExistsError:
+            continue
 
 
 def image_on_grid(array: np.ndarray, volume: Volume) -> sitk.Image:

@@ -16,7 +16,7 @@ def read_prompt_file(path, volume: Volume) -> dict:
     if not path.is_file():
         raise SegmentWithSAM2Error(f"prompt file not found: {path}")
     try:
-        prompts = json.loads(path.read_text(encoding="utf-8"))
+        prompts = json.loads(path.read_text(encoding="utf-8-sig"))  # Windows editors may add a BOM
     except json.JSONDecodeError as error:
         raise SegmentWithSAM2Error(
             f"prompt file {path} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})") from None
@@ -24,6 +24,8 @@ def read_prompt_file(path, volume: Volume) -> dict:
         raise SegmentWithSAM2Error(f"prompt file {path} is not UTF-8 text") from None
     if not isinstance(prompts, dict):
         raise SegmentWithSAM2Error(f"prompt file {path} must hold a JSON object with 'space' and 'objects'")
+    if not isinstance(prompts.get("objects", []), list):
+        raise SegmentWithSAM2Error(f"prompt file {path}: 'objects' must be a list of objects [{{...}}, ...]")
     for obj in prompts.get("objects") or []:
         if isinstance(obj, dict) and isinstance(obj.get("masks"), list):
             obj["masks"] = [_load_mask(item, path.parent, volume) for item in obj["masks"]]
@@ -36,7 +38,12 @@ def _load_mask(item, folder: Path, volume: Volume) -> dict:
 
     if not isinstance(item, dict) or "file" not in item or "slice" not in item:
         raise SegmentWithSAM2Error("a mask prompt needs 'file' (a labelmap on the image's grid) and 'slice'")
+    label = item.get("label", 1)
+    if isinstance(label, float) and label.is_integer():
+        label = int(label)
+    if isinstance(label, bool) or not isinstance(label, int):
+        raise SegmentWithSAM2Error(f"mask file {item['file']}: 'label' must be an integer, got {label!r}")
     labelmap = read_volume(folder / item["file"])
     if labelmap.array.shape != volume.array.shape or not np.allclose(labelmap.ijk_to_ras, volume.ijk_to_ras, atol=1e-4):
         raise SegmentWithSAM2Error(f"mask file {item['file']} is not on the image's voxel grid; resample it first")
-    return {"mask": labelmap.array == int(item.get("label", 1)), "slice": item["slice"]}
+    return {"mask": labelmap.array == label, "slice": item["slice"]}
