@@ -241,7 +241,7 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
 
             if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False) is None:
                 return False
-        slicer.util.pip_install(REQUIREMENTS)
+        _pipEnsure(REQUIREMENTS)
         os.environ["SAM2_BUILD_CUDA"] = "0"
         slicer.util.pip_install(["--no-deps", "--no-build-isolation", SAM2_REQUIREMENT])
         return all(_importable(name) for name in missing)
@@ -315,6 +315,17 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
         if c["segmentationNode"] is None:
             c["segmentationNode"] = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
         return write_segments(result, c["volumeNode"], c["segmentationNode"], c["prompts"], overlap=c["overlap"])
+
+
+def _pipEnsure(requirements):
+    """Install pinned requirements that are not satisfied yet (slicer.pydeps from Slicer 5.11 on)."""
+    try:
+        import slicer.pydeps
+        from packaging.requirements import Requirement
+    except ImportError:
+        slicer.util.pip_install(requirements)
+        return
+    slicer.pydeps.pip_ensure([Requirement(r) for r in requirements], requester="SegmentWithSAM2")
 
 
 def _importable(name):
