@@ -136,8 +136,9 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if node is None:
             node = slicer.mrmlScene.AddNewNodeByClass(className, slicer.mrmlScene.GenerateUniqueName(role))
             setattr(self._parameterNode, role, node)
-        slicer.modules.markups.logic().StartPlaceMode(role != "box")
-        slicer.modules.markups.logic().SetActiveList(node)
+        markupsLogic = slicer.modules.markups.logic()
+        markupsLogic.SetActiveList(node)
+        markupsLogic.StartPlaceMode(role != "box")  # points: keep placing; box: one ROI
 
     def onMaskFromSegment(self):
         """The segment named in 'Segment name', on the current slice, becomes a mask prompt."""
