@@ -250,7 +250,9 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
     def loadModel(self, model="medsam2-latest", checkpoint="", device="auto"):
         """The model, loaded once per (id, checkpoint, device) and kept for later runs."""
         from SegmentWithSAM2Lib.core.model import load_model
+        from SegmentWithSAM2Lib.core.registry import CACHE_ENV
 
+        os.environ.setdefault(CACHE_ENV, os.path.join(slicer.app.cachePath, "SegmentWithSAM2"))
         key = (model, checkpoint, device)
         if key not in self._models:
             # the registry entry gives the config; a checkpoint path, when given, gives the weights

@@ -56,8 +56,19 @@ def _parser() -> argparse.ArgumentParser:
     segment.add_argument("--stop-after", type=int, default=3, help="empty slices before a direction stops (3)")
     segment.add_argument("--no-postprocess", dest="postprocess", action="store_false")
     segment.set_defaults(run=_run_segment)
-    models = commands.add_parser("models", help="list the known models")
+    models = commands.add_parser("models", help="list the known models and what is cached")
+    models.add_argument("--verify", action="store_true", help="also check the SHA-256 of cached files")
     models.set_defaults(run=_run_models)
+    download = commands.add_parser("download", help="download a registry model into the cache (resumable)")
+    download.add_argument("model_id")
+    download.add_argument("--timeout", type=float, default=30.0, help="seconds without data before giving up")
+    download.set_defaults(run=_run_download)
+    verify = commands.add_parser("verify", help="check a cached model's SHA-256")
+    verify.add_argument("model_id")
+    verify.set_defaults(run=_run_verify)
+    remove = commands.add_parser("remove", help="delete a cached model (and any partial download)")
+    remove.add_argument("model_id")
+    remove.set_defaults(run=_run_remove)
     demo = commands.add_parser("demo", help="segment a bundled sample end to end")
     demo.add_argument("--output", default="demo-output", help="folder for the labelmap and overlay (demo-output)")
     add_model_arguments(demo)
@@ -117,12 +128,41 @@ def _run_segment(args) -> int:
 
 def _run_models(args) -> int:
     from .core.registry import cache_dir, load_registry
+    from .io.model_cache import entry
 
-    print(f"{'id':28} {'image':>5}  {'cached':6}  config")
-    for spec in load_registry().values():
-        cached = "yes" if (cache_dir() / spec.filename).is_file() else "no"
-        print(f"{spec.id:28} {spec.image_size:>5}  {cached:6}  {spec.config}")
+    print(f"{'id':26} {'image':>5}  {'cached':>9}  {'state':10} config")
+    for model_id, spec in load_registry().items():
+        e = entry(model_id, check=args.verify)
+        size = f"{e.size / 1e6:.1f}MB" if e.size is not None else "-"
+        print(f"{model_id:26} {spec.image_size:>5}  {size:>9}  {e.state:10} {spec.config}")
     print(f"cache: {cache_dir()}")
+    return 0
+
+
+def _run_download(args) -> int:
+    from .io.model_cache import download_model
+    from .progress import ByteProgressBar
+
+    with ByteProgressBar(args.model_id) as bar:
+        path = download_model(args.model_id, timeout=args.timeout, on_progress=bar.update)
+    print(f"{args.model_id}: {path} (verified)")
+    return 0
+
+
+def _run_verify(args) -> int:
+    from .io.model_cache import entry
+
+    e = entry(args.model_id, check=True)
+    print(f"{args.model_id}: {e.state} ({e.path})")
+    if e.state in ("absent", "MISMATCH"):
+        raise SegmentWithSAM2Error(f"{args.model_id} is {e.state.lower()}; run `segment-with-sam2 download {args.model_id}`")
+    return 0
+
+
+def _run_remove(args) -> int:
+    from .io.model_cache import remove_model
+
+    print(f"{args.model_id}: {'removed' if remove_model(args.model_id) else 'was not cached'}")
     return 0
 
 

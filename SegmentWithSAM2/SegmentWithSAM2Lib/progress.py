@@ -21,3 +21,25 @@ class ProgressBar:
     def __exit__(self, *exc):
         self._bar.close()
         return False
+
+
+class ByteProgressBar:
+    """Bytes, rate and time left for a download."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        from tqdm import tqdm
+
+        self._bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc=self.name, file=sys.stderr)
+        return self
+
+    def update(self, progress) -> None:
+        self._bar.total = progress.total
+        self._bar.n = progress.done
+        self._bar.refresh()
+
+    def __exit__(self, *exc):
+        self._bar.close()
+        return False

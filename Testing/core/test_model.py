@@ -108,3 +108,34 @@ def test_auto_precision_is_bf16_only_with_native_support():
     expected = "bf16" if model_module._native_cpu_bf16() else "fp32"
     assert pick_precision("auto", torch.device("cpu")) == expected
     assert pick_precision("fp16", torch.device("cpu")) == "fp16"
+
+
+def test_safetensors_and_training_output_checkpoints_load(tmp_path, medsam2_random):
+    from safetensors.torch import save_file
+
+    state = medsam2_random.predictor.state_dict()
+    flat = tmp_path / "weights.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(flat))
+    training = tmp_path / "checkpoint_epoch3.pt"  # as a training run saves it: model plus optimizer state
+    torch.save({"model": state, "optimizer": {"state": {}, "param_groups": []}, "epoch": 3}, training)
+    for path in (flat, training):
+        loaded = load_model(checkpoint=path, config="medsam2_512.yaml", device="cpu", precision="fp32")
+        assert same_weights(loaded.predictor, medsam2_random.predictor), path.name
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(flat.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        read_state_dict(broken)
+
+
+def test_a_malicious_pickle_is_refused_and_runs_nothing(tmp_path):
+    marker = tmp_path / "was_run"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))  # would create the marker file when unpickled
+
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {"w": torch.zeros(1)}, "payload": Payload()}, path)
+    with pytest.raises(CheckpointError, match="arbitrary Python code"):
+        read_state_dict(path)
+    assert not marker.exists()

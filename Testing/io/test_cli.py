@@ -111,10 +111,10 @@ def test_models_lists_the_registry(capsys):
     rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:-1]}
     for family, prefix in (("sam2", "sam2_hiera"), ("sam2.1", "sam2.1_hiera")):
         for size, short in (("tiny", "t"), ("small", "s"), ("base-plus", "b+"), ("large", "l")):
-            image_size, cached, config = rows[f"{family}-hiera-{size}"][1:]
+            image_size, cached, state, config = rows[f"{family}-hiera-{size}"][1:]
             assert (image_size, config) == ("1024", f"configs/{family}/{prefix}_{short}.yaml")
-            assert cached in ("yes", "no")
-    assert rows["medsam2-latest"][1] == "512" and rows["medsam2-latest"][3] == "medsam2_512.yaml"
+            assert (cached == "-") == (state == "absent")
+    assert rows["medsam2-latest"][1] == "512" and rows["medsam2-latest"][4] == "medsam2_512.yaml"
 
 
 # Bad input: each case returns (changes to the base command, words its error line must hold).

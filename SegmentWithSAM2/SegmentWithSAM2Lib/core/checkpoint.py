@@ -27,6 +27,8 @@ def read_state_dict(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -42,6 +44,20 @@ def read_state_dict(path) -> dict:
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         keys = list(data)[:_SHOWN] if isinstance(data, dict) else type(data).__name__
         raise CheckpointError(f"{path} holds no state dict (expected {{'model': state_dict}} or a state dict; found {keys})")
+    return state
+
+
+def _read_safetensors(path: Path) -> dict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path} is not a readable safetensors file (corrupt or truncated?): {error}") from None
+    # a sam2 state dict saved flat, or saved under a "model." prefix
+    if state and all(key.startswith("model.") for key in state):
+        state = {key[len("model."):]: value for key, value in state.items()}
     return state
 
 

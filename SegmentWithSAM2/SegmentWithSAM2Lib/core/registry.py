@@ -58,15 +58,16 @@ def cache_dir() -> Path:
     override = os.environ.get(CACHE_ENV)
     if override:
         return Path(override)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "segment-with-sam2"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("segment-with-sam2", appauthor=False))
 
 
 def cached_checkpoint(spec: ModelSpec) -> Path:
     path = cache_dir() / spec.filename
     if not path.is_file():
         raise SegmentWithSAM2Error(
-            f"model {spec.id!r} is not downloaded (no {path}); download {spec.urls[0]} to that path, "
+            f"model {spec.id!r} is not downloaded (no {path}); run `segment-with-sam2 download {spec.id}`, "
             "or give --checkpoint PATH")
     return path
 

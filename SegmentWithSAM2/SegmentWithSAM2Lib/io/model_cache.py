@@ -1,0 +1,56 @@
+"""The checkpoint cache for registry models: download, verify, remove, and what is there."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.registry import ModelSpec, cache_dir, model_spec
+from .download import DownloadError, fetch, file_sha256, pinned_hash
+
+
+@dataclass
+class CacheEntry:
+    spec: ModelSpec
+    path: Path
+    size: int | None  # bytes on disk, None when absent
+    state: str  # "absent", "unchecked" (verify computes it), "verified", "MISMATCH", "unpinned"
+
+
+def download_model(model_id: str, *, offline=False, timeout=30.0, on_progress=None, should_cancel=None) -> Path:
+    spec = model_spec(model_id)
+    target = cache_dir() / spec.filename
+    last_error = None
+    for url in spec.urls:  # mirrors, in order
+        try:
+            return fetch(url, target, spec.sha256, offline=offline, timeout=timeout,
+                         on_progress=on_progress, should_cancel=should_cancel)
+        except DownloadError as error:
+            if offline:
+                raise
+            last_error = error
+    raise last_error
+
+
+def entry(model_id: str, check: bool = False) -> CacheEntry:
+    spec = model_spec(model_id)
+    path = cache_dir() / spec.filename
+    if not path.is_file():
+        return CacheEntry(spec, path, None, "absent")
+    expected = spec.sha256 or pinned_hash(path)
+    if not check:
+        return CacheEntry(spec, path, path.stat().st_size, "unchecked" if expected else "unpinned")
+    if expected is None:
+        return CacheEntry(spec, path, path.stat().st_size, "unpinned")
+    return CacheEntry(spec, path, path.stat().st_size, "verified" if file_sha256(path) == expected else "MISMATCH")
+
+
+def remove_model(model_id: str) -> bool:
+    """Delete the cached checkpoint and any partial download; True if something was removed."""
+    spec = model_spec(model_id)
+    removed = False
+    for path in (cache_dir() / spec.filename, cache_dir() / (spec.filename + ".part")):
+        if path.is_file():
+            path.unlink()
+            removed = True
+    return removed

@@ -1,0 +1,130 @@
+"""Checkpoint downloads against a real HTTP server on 127.0.0.1 (nothing leaves the machine)."""
+
+import hashlib
+import io
+import json
+import multiprocessing
+import shutil
+
+import pytest
+import torch
+
+from SegmentWithSAM2Lib.cli import main
+from SegmentWithSAM2Lib.core.registry import CACHE_ENV, ZOO_ENV, model_zoo_dir
+from SegmentWithSAM2Lib.io.download import DownloadError, fetch, pinned_hash
+from SegmentWithSAM2Lib.io.model_cache import download_model, entry, remove_model
+
+from http_server import CheckpointServer
+
+
+def generated_checkpoint(seed=0) -> bytes:
+    generator = torch.Generator().manual_seed(seed)
+    buffer = io.BytesIO()
+    torch.save({"model": {f"layer{i}.weight": torch.randn(64, 64, generator=generator) for i in range(40)}}, buffer)
+    return buffer.getvalue()
+
+
+CHECKPOINT = generated_checkpoint()
+SHA = hashlib.sha256(CHECKPOINT).hexdigest()
+
+
+@pytest.fixture
+def server():
+    with CheckpointServer({"model.pt": CHECKPOINT}) as running:
+        yield running
+
+
+@pytest.fixture
+def zoo(tmp_path, monkeypatch, server):
+    """A registry of our own whose models point at the local server; a fresh cache."""
+    folder = tmp_path / "zoo"
+    shutil.copytree(model_zoo_dir() / "configs", folder / "configs")
+    entries = [{"id": model_id, "family": "sam2.1", "name": model_id, "config": "medsam2_512.yaml", "image_size": 512,
+                "urls": [f"{server.url}/{path}"], "size_bytes": len(CHECKPOINT), "sha256": sha, "license": "test",
+                "modalities": ["CT"], "window": "auto"}
+               for model_id, path, sha in (("published", "model.pt", SHA), ("unpublished", "model.pt", None),
+                                           ("wrong-hash", "model.pt", "0" * 64))]
+    (folder / "models.json").write_text(json.dumps({"format_version": 1, "models": entries}))
+    monkeypatch.setenv(ZOO_ENV, str(folder))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_clean_download_verifies_and_reports_progress(zoo, server):
+    seen = []
+    path = download_model("published", on_progress=seen.append)
+    assert path.read_bytes() == CHECKPOINT and path.name == "model.pt"
+    assert seen[-1].done == seen[-1].total == len(CHECKPOINT) and seen[-1].bytes_per_second > 0
+    assert entry("published", check=True).state == "verified"
+    assert sorted(p.name for p in zoo.iterdir()) == ["model.pt", "model.pt.lock"]
+    download_model("published")  # already there and verified: no second request
+    assert len(server.requests) == 1
+
+
+def test_dropped_connection_resumes_from_the_partial_file(tmp_path, server):
+    target = tmp_path / "cache" / "model.pt"
+    with pytest.raises(DownloadError, match="interrupted after .* run it again to resume"):
+        fetch(f"{server.url}/drop/model.pt", target, SHA)
+    part = target.with_name("model.pt.part")
+    assert part.stat().st_size == len(CHECKPOINT) // 2 and not target.exists()
+    fetch(f"{server.url}/drop/model.pt", target, SHA)
+    assert target.read_bytes() == CHECKPOINT and not part.exists()
+    assert server.requests[-1] == ("/drop/model.pt", f"bytes={len(CHECKPOINT) // 2}-")
+
+
+def test_wrong_checksum_deletes_the_download_and_names_both_hashes(zoo):
+    with pytest.raises(DownloadError) as error:
+        download_model("wrong-hash")
+    assert f"expected {'0' * 64}, got {SHA}" in str(error.value)
+    assert not (zoo / "model.pt").exists() and not (zoo / "model.pt.part").exists()
+
+
+def test_unpublished_hash_is_pinned_by_the_first_download(zoo, server):
+    download_model("unpublished")
+    assert pinned_hash(zoo / "model.pt") == SHA and entry("unpublished", check=True).state == "verified"
+    remove_model("unpublished")
+    server.files["model.pt"] = generated_checkpoint(seed=1)  # the file behind the URL changed
+    with pytest.raises(DownloadError, match=f"expected {SHA}"):
+        download_model("unpublished")
+
+
+def test_404_timeout_and_offline_are_clear(tmp_path, server):
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        fetch(f"{server.url}/absent.pt", tmp_path / "absent.pt")
+    with pytest.raises(DownloadError, match=r"cannot reach .*timed out.*timeout 0.5 s"):
+        fetch(f"{server.url}/slow/model.pt", tmp_path / "slow.pt", timeout=0.5)
+    before = len(server.requests)
+    with pytest.raises(DownloadError, match="offline mode: model.pt is not in the cache"):
+        fetch(f"{server.url}/model.pt", tmp_path / "model.pt", SHA, offline=True)
+    assert len(server.requests) == before  # no connection was made
+
+
+def _download_in_process(url, target, results):
+    try:
+        fetch(url, target, SHA)
+        results.put("ok")
+    except Exception as error:  # reported to the parent
+        results.put(repr(error))
+
+
+def test_two_processes_downloading_one_file_do_not_corrupt_it(tmp_path, server):
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    target = tmp_path / "cache" / "model.pt"
+    workers = [context.Process(target=_download_in_process, args=(f"{server.url}/model.pt", target, results))
+               for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [results.get(timeout=5) for _ in workers] == ["ok", "ok"]
+    assert target.read_bytes() == CHECKPOINT and len(server.requests) == 1
+
+
+def test_cli_download_verify_remove(zoo, capsys):
+    assert main(["download", "published"]) == 0
+    assert main(["verify", "published"]) == 0 and "verified" in capsys.readouterr().out
+    (zoo / "model.pt").write_bytes(b"tampered")
+    assert main(["verify", "published"]) == 1 and "mismatch" in capsys.readouterr().err
+    assert main(["remove", "published"]) == 0 and not (zoo / "model.pt").exists()
+    assert main(["models"]) == 0 and "absent" in capsys.readouterr().out
