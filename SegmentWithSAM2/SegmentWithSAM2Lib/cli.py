@@ -80,6 +80,9 @@ def add_model_arguments(parser):
     parser.add_argument("--model", help=f"registry model id (see `models`; default {DEFAULT_MODEL})")
     parser.add_argument("--checkpoint", help="checkpoint path (.pt) instead of the cached registry file")
     parser.add_argument("--config", help="config for --checkpoint: registry config, sam2 config name or yaml path")
+    parser.add_argument("--adapter", action="append", default=[], help="LoRA adapter (.safetensors + .json, "
+                        "or a PEFT folder); repeatable")
+    parser.add_argument("--merge-adapters", action="store_true", help="merge adapters into the weights (faster)")
     parser.add_argument("--random-init", action="store_true", help="random weights (tests and benchmarks only)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
@@ -99,7 +102,8 @@ def model_from_args(args):
 
     model = args.model or (None if args.config else DEFAULT_MODEL)
     return load_model(model, checkpoint=args.checkpoint, config=args.config, random_init=args.random_init,
-                      seed=args.seed, device=args.device, precision=args.precision)
+                      seed=args.seed, device=args.device, precision=args.precision, adapters=args.adapter,
+                      merge_adapters=args.merge_adapters)
 
 
 def _run_segment(args) -> int:

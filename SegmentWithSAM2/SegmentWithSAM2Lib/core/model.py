@@ -11,6 +11,7 @@ import torch
 from omegaconf import OmegaConf
 
 from ..errors import SegmentWithSAM2Error
+from .adapters import apply_adapter, load_adapter
 from .checkpoint import load_weights, read_state_dict, sha256_of
 from .registry import cached_checkpoint, model_spec, resolve_config
 
@@ -54,8 +55,12 @@ class LoadedModel:
 
 
 def load_model(model: str | None = None, *, checkpoint=None, config=None, random_init=False, seed=0,
-               device="auto", precision="auto") -> LoadedModel:
-    """Load a registry model (``model``) or a checkpoint with its config; random weights only on request."""
+               device="auto", precision="auto", adapters=(), merge_adapters=False) -> LoadedModel:
+    """Load a registry model (``model``) or a checkpoint with its config; random weights only on request.
+
+    ``adapters``: LoRA adapter paths (see core.adapters) applied in order, merged into the weights
+    when ``merge_adapters`` (faster, cannot be undone).
+    """
     spec = model_spec(model) if model else None
     if spec is None and config is None:
         raise SegmentWithSAM2Error("give a model id (--model), or a checkpoint with its --config")
@@ -74,6 +79,8 @@ def load_model(model: str | None = None, *, checkpoint=None, config=None, random
         predictor = build_predictor(config_path, seed)
         load_weights(predictor, state, path, config_path)
         weights = sha256_of(path)
+    for adapter_path in adapters:
+        apply_adapter(predictor, load_adapter(adapter_path), None if random_init else weights, merge_adapters)
     predictor = predictor.to(torch_device).eval()
     model_id = spec.id if spec else f"custom:{config_path.name}"
     return LoadedModel(predictor, model_id, config_path, torch_device, chosen_precision, weights)
