@@ -90,6 +90,7 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.propagateDownButton.clicked.connect(lambda: self.onRun(direction="backward"))
         self.ui.repropagateButton.clicked.connect(lambda: self.onRun(fromThisSlice=True))
         self.ui.cancelButton.clicked.connect(self.onCancel)
+        self.ui.downloadButton.clicked.connect(self.onDownload)
         self.ui.placePositiveButton.clicked.connect(lambda: self.placeMarkups("positivePoints", "vtkMRMLMarkupsFiducialNode"))
         self.ui.placeNegativeButton.clicked.connect(lambda: self.placeMarkups("negativePoints", "vtkMRMLMarkupsFiducialNode"))
         self.ui.placeBoxButton.clicked.connect(lambda: self.placeMarkups("box", "vtkMRMLMarkupsROINode"))
@@ -175,25 +176,34 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             options["sliceRange"] = (here, here)
         # fromThisSlice: the correction placed on this slice is one more conditioning frame of the re-run
         with slicer.util.tryWithErrorDisplay(_("Could not start segmentation."), waitCursor=True):
-            self._job = self.logic.startSegment(p, options, self._maskPrompts)
-            self.ui.progressBar.setValue(0)
-            self.ui.cancelButton.enabled = True
-            self._timer.start()
+            self._startJob(self.logic.startSegment(p, options, self._maskPrompts))
+
+    def onDownload(self):
+        """Fetch the selected registry model into the cache, with progress and Cancel."""
+        if self._job is not None or not self.logic.ensureDependencies():
+            return
+        self._startJob(self.logic.startDownload(self._parameterNode.model))
+
+    def _startJob(self, job):
+        self._job = job
+        self.ui.progressBar.setValue(0)
+        self.ui.cancelButton.enabled = True
+        self._timer.start()
 
     def pollJob(self):
-        """Main thread: show progress; when the worker is done, write the segments."""
-        done, total, index = self._job.progress
+        """Main thread: show progress; when the worker is done, finish the job (write segments...)."""
+        done, total, text = self._job.progress
         self.ui.progressBar.setMaximum(max(total, 1))
-        self.ui.progressBar.setValue(done)
-        self.ui.statusLabel.text = _("slice {index}: {done} of {total}").format(index=index, done=done, total=total)
+        self.ui.progressBar.setValue(min(done, max(total, 1)))
+        self.ui.statusLabel.text = text
         if not self._job.future.done():
             return
         self._timer.stop()
         job, self._job = self._job, None
         self.ui.cancelButton.enabled = False
-        with slicer.util.tryWithErrorDisplay(_("Segmentation failed; the scene was not changed."), waitCursor=True):
-            ids = self.logic.finishSegment(job)
-            self.ui.statusLabel.text = _("wrote {count} segment(s)").format(count=len(ids))
+        with slicer.util.tryWithErrorDisplay(_("{what} failed; the scene was not changed.").format(what=job.what),
+                                             waitCursor=True):
+            self.ui.statusLabel.text = job.finish(job)
 
     def onCancel(self):
         if self._job is not None:
@@ -201,10 +211,13 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 class SegmentWithSAM2Job:
-    """A run handed to the worker thread: its future, a progress triple and a cancel flag."""
+    """Work handed to the worker thread: its future, (done, total, text) progress, a cancel flag,
+    and ``finish`` to run on the main thread when it is done."""
 
-    def __init__(self):
-        self.progress = (0, 0, -1)
+    def __init__(self, what, finish):
+        self.what = what
+        self.finish = finish
+        self.progress = (0, 0, "")
         self.cancel = threading.Event()
         self.future = None
         self.context = {}
@@ -295,7 +308,7 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
         volume = Volume(volume.array.copy(), volume.ijk_to_ras, volume.metadata)  # the worker's own copy
         prompts = prompts_from_nodes(p.segmentName, 1, positive=p.positivePoints, negative=p.negativePoints,
                                      rois=[p.box] if p.box else [], masks=masks)
-        job = SegmentWithSAM2Job()
+        job = SegmentWithSAM2Job(_("Segmentation"), self.finishSegment)
         job.context = {"volumeNode": p.inputVolume, "segmentationNode": p.segmentation, "prompts": prompts,
                        "overlap": p.overlap}
 
@@ -304,7 +317,8 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
             return run_engine(model, volume, prompts, window=window, axis=p.axis, direction=options["direction"],
                               slice_range=options.get("sliceRange"), auto_stop=p.autoStop,
                               postprocess=p.postprocess, should_cancel=job.cancel.is_set,
-                              on_progress=lambda done, total, index, _: setattr(job, "progress", (done, total, index)))
+                              on_progress=lambda done, total, index, direction: setattr(
+                                  job, "progress", (done, total, f"{direction} slice {index}: {done} of {total}")))
 
         job.future = self._worker.submit(work)
         return job
@@ -317,7 +331,24 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
         c = job.context
         if c["segmentationNode"] is None:
             c["segmentationNode"] = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
-        return write_segments(result, c["volumeNode"], c["segmentationNode"], c["prompts"], overlap=c["overlap"])
+        ids = write_segments(result, c["volumeNode"], c["segmentationNode"], c["prompts"], overlap=c["overlap"])
+        return _("wrote {count} segment(s)").format(count=len(ids))
+
+    def startDownload(self, modelId):
+        """Download a registry model on the worker thread (resumable, verified; Cancel keeps the part)."""
+        from SegmentWithSAM2Lib.core.registry import CACHE_ENV
+        from SegmentWithSAM2Lib.io.model_cache import download_model
+
+        os.environ.setdefault(CACHE_ENV, os.path.join(slicer.app.cachePath, "SegmentWithSAM2"))
+        job = SegmentWithSAM2Job(_("Download"), lambda job: _("{path} verified").format(path=job.future.result()))
+
+        def report(p):
+            mb = 1 << 20
+            job.progress = (p.done // mb, (p.total or 0) // mb,
+                            f"{modelId}: {p.done / mb:.0f} / {(p.total or 0) / mb:.0f} MB, {p.bytes_per_second / mb:.1f} MB/s")
+
+        job.future = self._worker.submit(download_model, modelId, on_progress=report, should_cancel=job.cancel.is_set)
+        return job
 
 
 def _pipEnsure(requirements):
