@@ -13,13 +13,22 @@ import numpy as np
 
 from . import __version__
 from .core.engine import PropagationOptions, SegmentationResult, VolumeSession
-from .core.model import load_model
+from .core.model import load_model as _load_model
 from .core.postprocess import PostProcess
 from .core.volume import Volume
 from .errors import SegmentWithSAM2Error
 from .io.images import read_volume, volume_from_image, write_labelmap
 
 __all__ = ["load_model", "segment", "read_volume", "write_result", "to_volume", "PostProcess"]
+
+
+def load_model(model=None, *, download=False, **options):
+    """``core.model.load_model``; with ``download=True`` a missing registry checkpoint is fetched first."""
+    if download and model and not options.get("checkpoint") and not options.get("random_init"):
+        from .io.model_cache import download_model
+
+        download_model(model)
+    return _load_model(model, **options)
 
 
 def to_volume(image) -> Volume:

@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     download = commands.add_parser("download", help="download a registry model into the cache (resumable)")
     download.add_argument("model_id")
     download.add_argument("--timeout", type=float, default=30.0, help="seconds without data before giving up")
+    download.add_argument("--offline", action="store_true", help="never touch the network; fail if not cached")
     download.set_defaults(run=_run_download)
     verify = commands.add_parser("verify", help="check a cached model's SHA-256")
     verify.add_argument("model_id")
@@ -83,6 +84,7 @@ def add_model_arguments(parser):
     parser.add_argument("--adapter", action="append", default=[], help="LoRA adapter (.safetensors + .json, "
                         "or a PEFT folder); repeatable")
     parser.add_argument("--merge-adapters", action="store_true", help="merge adapters into the weights (faster)")
+    parser.add_argument("--download", action="store_true", help="download the registry model first if it is missing")
     parser.add_argument("--random-init", action="store_true", help="random weights (tests and benchmarks only)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
@@ -101,6 +103,12 @@ def model_from_args(args):
     from .core.model import load_model
 
     model = args.model or (None if args.config else DEFAULT_MODEL)
+    if args.download and model and not args.checkpoint and not args.random_init:
+        from .io.model_cache import download_model
+        from .progress import ByteProgressBar
+
+        with ByteProgressBar(model) as bar:
+            download_model(model, on_progress=bar.update)
     return load_model(model, checkpoint=args.checkpoint, config=args.config, random_init=args.random_init,
                       seed=args.seed, device=args.device, precision=args.precision, adapters=args.adapter,
                       merge_adapters=args.merge_adapters)
@@ -148,7 +156,7 @@ def _run_download(args) -> int:
     from .progress import ByteProgressBar
 
     with ByteProgressBar(args.model_id) as bar:
-        path = download_model(args.model_id, timeout=args.timeout, on_progress=bar.update)
+        path = download_model(args.model_id, timeout=args.timeout, offline=args.offline, on_progress=bar.update)
     print(f"{args.model_id}: {path} (verified)")
     return 0
 

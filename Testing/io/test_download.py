@@ -128,3 +128,17 @@ def test_cli_download_verify_remove(zoo, capsys):
     assert main(["verify", "published"]) == 1 and "mismatch" in capsys.readouterr().err
     assert main(["remove", "published"]) == 0 and not (zoo / "model.pt").exists()
     assert main(["models"]) == 0 and "absent" in capsys.readouterr().out
+
+
+def test_segment_download_flag_and_offline_environment(zoo, server, monkeypatch):
+    from SegmentWithSAM2Lib.api import load_model
+    from SegmentWithSAM2Lib.io.model_cache import OFFLINE_ENV
+
+    monkeypatch.setenv(OFFLINE_ENV, "1")
+    with pytest.raises(DownloadError, match="offline mode: model.pt is not in the cache"):
+        load_model("published", download=True, device="cpu")
+    assert server.requests == []
+    monkeypatch.delenv(OFFLINE_ENV)
+    with pytest.raises(Exception, match="does not fit config"):  # fetched, then refused: not a sam2 checkpoint
+        load_model("published", download=True, device="cpu")
+    assert (zoo / "model.pt").read_bytes() == CHECKPOINT

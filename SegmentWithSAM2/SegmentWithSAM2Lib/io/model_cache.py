@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,13 @@ class CacheEntry:
     state: str  # "absent", "unchecked" (verify computes it), "verified", "MISMATCH", "unpinned"
 
 
+OFFLINE_ENV = "SEGMENTWITHSAM2_OFFLINE"
+
+
 def download_model(model_id: str, *, offline=False, timeout=30.0, on_progress=None, should_cancel=None) -> Path:
+    """The model's verified checkpoint in the cache, downloaded if missing (never when offline,
+    i.e. ``offline=True`` or ``$SEGMENTWITHSAM2_OFFLINE=1``)."""
+    offline = offline or os.environ.get(OFFLINE_ENV, "") not in ("", "0")
     spec = model_spec(model_id)
     target = cache_dir() / spec.filename
     last_error = None
