@@ -70,6 +70,16 @@ def _parser() -> argparse.ArgumentParser:
     remove = commands.add_parser("remove", help="delete a cached model (and any partial download)")
     remove.add_argument("model_id")
     remove.set_defaults(run=_run_remove)
+    train = commands.add_parser("train", help="fine-tune (lora/full) or train (scratch) on annotated volumes")
+    train.add_argument("--synthetic", type=int, default=0, help="generate this many synthetic volumes to train on")
+    train.add_argument("--mode", choices=("lora", "full", "scratch"), default="full")
+    train.add_argument("--steps", type=int, default=1000)
+    train.add_argument("--clip-length", type=int, default=4)
+    train.add_argument("--lr", type=float, default=3e-4)
+    train.add_argument("--rank", type=int, default=8, help="LoRA rank")
+    train.add_argument("--output", required=True, help="folder for checkpoints, the log and the result")
+    add_model_arguments(train)
+    train.set_defaults(run=_run_train)
     demo = commands.add_parser("demo", help="segment a bundled sample end to end")
     demo.add_argument("--output", default="demo-output", help="folder for the labelmap and overlay (demo-output)")
     add_model_arguments(demo)
@@ -176,6 +186,12 @@ def _run_remove(args) -> int:
 
     print(f"{args.model_id}: {'removed' if remove_model(args.model_id) else 'was not cached'}")
     return 0
+
+
+def _run_train(args) -> int:
+    from .training.command import run_training
+
+    return run_training(args)
 
 
 def _run_demo(args) -> int:

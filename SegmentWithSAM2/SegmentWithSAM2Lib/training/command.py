@@ -1,0 +1,77 @@
+"""``segment-with-sam2 train``: synthetic volumes for now (file datasets come next), three modes:
+``scratch`` (random init), ``full`` (all weights from the checkpoint), ``lora`` (base frozen, an
+adapter in the project's format written at the end)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import SegmentWithSAM2Error
+from .clips import sample_clip
+from .synthetic import synthetic_volume
+from .trainer import TrainSettings, train
+
+LORA_TARGETS = ["memory_attention.layers.*.self_attn.*_proj", "memory_attention.layers.*.cross_attn_image.*_proj",
+                "sam_mask_decoder.transformer.layers.*.self_attn.*_proj"]
+
+
+def run_training(args) -> int:
+    from ..cli import model_from_args
+    from ..core.adapters import new_adapter, save_adapter
+
+    if args.synthetic <= 0:
+        raise SegmentWithSAM2Error("give --synthetic N (training from files is not available yet)")
+    args.random_init = args.random_init or args.mode == "scratch"
+    model = model_from_args(args)
+    predictor = model.predictor
+    rng = np.random.default_rng(args.seed)
+    dataset = [synthetic_volume(rng, objects=int(rng.integers(1, 3)), modality=("CT", "MR")[i % 2])
+               for i in range(args.synthetic)]
+    parameters, adapter = None, None
+    if args.mode == "lora":
+        adapter = new_adapter(predictor, LORA_TARGETS, rank=args.rank, base_model=model.model_id,
+                              base_sha256=None if model.weights.startswith("random") else model.weights,
+                              training_data=f"{args.synthetic} synthetic volumes (seed {args.seed})")
+        parameters = _attach(predictor, adapter)
+
+    def next_clip(generator):
+        volume, labels = dataset[int(generator.integers(len(dataset)))]
+        label = int(generator.integers(1, labels.max() + 1)) if labels.max() else 1
+        return sample_clip(volume, labels, label, args.clip_length, model.image_size, generator)
+
+    output = Path(args.output)
+    settings = TrainSettings(steps=args.steps, clip_length=args.clip_length, lr=args.lr, seed=args.seed,
+                             checkpoint_every=max(1, min(200, args.steps)))
+    with open(output.mkdir(parents=True, exist_ok=True) or output / "train.log", "a") as log:
+        train(predictor, next_clip, settings, output, log=lambda line: print(line, file=log, flush=True) or print(line),
+              parameters=parameters)
+    if adapter is not None:
+        save_adapter(_detach(predictor, adapter), output / "adapter")
+    else:
+        torch.save({"model": predictor.state_dict()}, output / "model.pt")
+    return 0
+
+
+def _attach(predictor, adapter):
+    """Freeze the base and insert trainable LoRA layers; returns their parameters."""
+    from ..core.adapters import apply_adapter
+
+    for p in predictor.parameters():
+        p.requires_grad_(False)
+    apply_adapter(predictor, adapter, None)
+    modules = dict(predictor.named_modules())
+    params = []
+    for name in adapter.weights:
+        layer = modules[name]
+        params += [layer.lora_A, layer.lora_B]
+    return params
+
+
+def _detach(predictor, adapter):
+    modules = dict(predictor.named_modules())
+    adapter.weights = {name: (modules[name].lora_A.detach().clone(), modules[name].lora_B.detach().clone())
+                       for name in adapter.weights}
+    return adapter

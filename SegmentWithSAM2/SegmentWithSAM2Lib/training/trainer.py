@@ -1,0 +1,107 @@
+"""The training loop on sam2's model code: clips tracked frame by frame through the memory,
+AdamW with warm-up and cosine decay, resumable checkpoints, a validation Dice per epoch."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .losses import frame_loss
+
+
+@dataclass
+class TrainSettings:
+    steps: int = 1000
+    clip_length: int = 4
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup: int = 50
+    checkpoint_every: int = 200
+    seed: int = 0
+
+
+def clip_loss(model, clip) -> torch.Tensor:
+    """Track one clip: frame 0 conditioned on its prompt, the rest from memory."""
+    size = model.image_size
+    backbone = model.forward_image(clip.frames)
+    _, feats, pos, feat_sizes = model._prepare_backbone_features(backbone)
+    outputs = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+    total = 0.0
+    for t in range(len(clip.frames)):
+        points = masks = None
+        if t == 0 and "mask" in clip.prompt:
+            masks = torch.as_tensor(clip.prompt["mask"])[None, None]
+        elif t == 0:
+            points = {"point_coords": torch.as_tensor(clip.prompt["points"])[None],
+                      "point_labels": torch.as_tensor(clip.prompt["labels"], dtype=torch.int32)[None]}
+        frame_feats, frame_pos = [x[:, t:t + 1] for x in feats], [x[:, t:t + 1] for x in pos]
+        out, sam, _, _ = model._track_step(t, t == 0, frame_feats, frame_pos, feat_sizes, points, masks, outputs,
+                                           len(clip.frames), False, None)
+        _, high_multi, ious, low_res, high_res, obj_ptr, object_score = sam
+        out.update(pred_masks=low_res, pred_masks_high_res=high_res, obj_ptr=obj_ptr)
+        model._encode_memory_in_output(frame_feats, feat_sizes, points, True, high_res, object_score, out)
+        outputs["cond_frame_outputs" if t == 0 else "non_cond_frame_outputs"][t] = out
+        if masks is None:
+            high_multi = F.interpolate(high_multi, size=(size, size), mode="bilinear", align_corners=False)
+            total = total + frame_loss(high_multi, ious, object_score, clip.masks[t])
+    return total / len(clip.frames)
+
+
+def lr_at(step: int, settings: TrainSettings) -> float:
+    if step < settings.warmup:
+        return settings.lr * (step + 1) / settings.warmup
+    progress = (step - settings.warmup) / max(1, settings.steps - settings.warmup)
+    return settings.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def train(model, next_clip, settings: TrainSettings, output: Path, validate=None, log=print, parameters=None):
+    """Optimise ``parameters`` (default: all) on clips from ``next_clip(rng)``; resumes from
+    ``output/last.pt`` if present and writes it every ``checkpoint_every`` steps."""
+    output.mkdir(parents=True, exist_ok=True)
+    params = [p for p in (parameters or model.parameters()) if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    step, rng = _resume(model, optimizer, output / "last.pt", settings.seed)
+    model.train()
+    started, recent = time.perf_counter(), []
+    while step < settings.steps:
+        clip = next_clip(rng)
+        if clip is None:
+            continue
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, settings)
+        loss = clip_loss(model, clip)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        step += 1
+        recent.append(loss.item())
+        if step % settings.checkpoint_every == 0 or step == settings.steps:
+            message = f"step {step}/{settings.steps} loss {np.mean(recent):.4f} {time.perf_counter() - started:.0f} s"
+            if validate is not None:
+                model.eval()
+                message += f" validation Dice {validate(model):.3f}"
+                model.train()
+            log(message)
+            recent = []
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                        "rng": rng.bit_generator.state}, output / "last.pt")
+    model.eval()
+    return step
+
+
+def _resume(model, optimizer, path: Path, seed: int):
+    rng = np.random.default_rng(seed)
+    if not path.is_file():
+        return 0, rng
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    rng.bit_generator.state = state["rng"]
+    return int(state["step"]), rng
