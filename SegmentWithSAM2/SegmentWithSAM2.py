@@ -6,7 +6,6 @@ loaded model between clicks); MRML nodes are only touched on the main thread.
 """
 
 import concurrent.futures
-import logging
 import os
 import threading
 from typing import Annotated, Optional
@@ -19,11 +18,6 @@ from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
-
-# Installed on first use, after asking (never at module load): torch via the PyTorch extension,
-# sam2 without its declared dependencies (they would pull a CUDA torch), the rest pinned.
-REQUIREMENTS = ["hydra-core>=1.3.2,<1.4", "iopath>=0.1.10,<0.2", "SimpleITK>=2.3,<3", "slicerio>=1.4,<2"]
-SAM2_REQUIREMENT = "sam2==1.1.0"
 
 
 class SegmentWithSAM2(ScriptedLoadableModule):
@@ -244,28 +238,15 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
 
     def ensureDependencies(self):
         """Install what is missing, after asking; returns whether everything is importable."""
-        missing = [name for name in ("torch", "sam2", "hydra", "SimpleITK", "slicerio") if not _importable(name)]
-        if not missing:
-            return True
-        if not slicer.util.confirmOkCancelDisplay(
-                _("SegmentWithSAM2 needs these Python packages: {names}. Install them now?").format(names=", ".join(missing))):
-            return False
-        if "torch" in missing:
-            import PyTorchUtils
+        from SegmentWithSAM2Lib.dependencies import ensure_dependencies
 
-            if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False) is None:
-                return False
-        _pipEnsure(REQUIREMENTS)
-        os.environ["SAM2_BUILD_CUDA"] = "0"
-        slicer.util.pip_install(["--no-deps", "--no-build-isolation", SAM2_REQUIREMENT])
-        return all(_importable(name) for name in missing)
+        return ensure_dependencies()
 
     def loadModel(self, model="medsam2-latest", checkpoint="", device="auto"):
         """The model, loaded once per (id, checkpoint, device) and kept for later runs."""
         from SegmentWithSAM2Lib.core.model import load_model
-        from SegmentWithSAM2Lib.core.registry import CACHE_ENV
 
-        os.environ.setdefault(CACHE_ENV, os.path.join(slicer.app.cachePath, "SegmentWithSAM2"))
+        _useSlicerCache()
         key = (model, checkpoint, device)
         if key not in self._models:
             # the registry entry gives the config; a checkpoint path, when given, gives the weights
@@ -336,10 +317,9 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
 
     def startDownload(self, modelId):
         """Download a registry model on the worker thread (resumable, verified; Cancel keeps the part)."""
-        from SegmentWithSAM2Lib.core.registry import CACHE_ENV
         from SegmentWithSAM2Lib.io.model_cache import download_model
 
-        os.environ.setdefault(CACHE_ENV, os.path.join(slicer.app.cachePath, "SegmentWithSAM2"))
+        _useSlicerCache()
         job = SegmentWithSAM2Job(_("Download"), lambda job: _("{path} verified").format(path=job.future.result()))
 
         def report(p):
@@ -351,21 +331,11 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
         return job
 
 
-def _pipEnsure(requirements):
-    """Install pinned requirements that are not satisfied yet (slicer.pydeps from Slicer 5.11 on)."""
-    try:
-        import slicer.pydeps
-        from packaging.requirements import Requirement
-    except ImportError:
-        slicer.util.pip_install(requirements)
-        return
-    slicer.pydeps.pip_ensure([Requirement(r) for r in requirements], requester="SegmentWithSAM2")
+def _useSlicerCache():
+    """Checkpoints live in Slicer's cache folder unless $SEGMENTWITHSAM2_CACHE says otherwise."""
+    from SegmentWithSAM2Lib.core.registry import CACHE_ENV
 
-
-def _importable(name):
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
+    os.environ.setdefault(CACHE_ENV, os.path.join(slicer.app.cachePath, "SegmentWithSAM2"))
 
 
 class SegmentWithSAM2Test(ScriptedLoadableModuleTest):
