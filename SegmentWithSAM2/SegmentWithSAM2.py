@@ -8,7 +8,7 @@ loaded model between clicks); MRML nodes are only touched on the main thread.
 import concurrent.futures
 import os
 import threading
-from typing import Annotated, Optional
+from typing import Annotated
 
 import qt
 import slicer
