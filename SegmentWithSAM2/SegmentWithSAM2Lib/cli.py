@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("model_id")
     remove.set_defaults(run=_run_remove)
     train = commands.add_parser("train", help="fine-tune (lora/full) or train (scratch) on annotated volumes")
+    train.add_argument("--data", help="list file of 'IMAGE LABELMAP' lines, or a folder with images/ and labels/")
     train.add_argument("--synthetic", type=int, default=0, help="generate this many synthetic volumes to train on")
     train.add_argument("--mode", choices=("lora", "full", "scratch"), default="full")
     train.add_argument("--steps", type=int, default=1000)

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from SegmentWithSAM2Lib.cli import main
@@ -71,3 +72,25 @@ def test_train_command_lora_writes_an_adapter(tmp_path):
     adapter = load_adapter(Path(out / "adapter.safetensors"))
     assert adapter.rank == 2 and len(adapter.weights) == 24
     assert any(b.abs().sum() > 0 for _, b in adapter.weights.values())  # the up-projections were trained
+
+
+def test_pairs_from_a_list_file_and_a_folder(tmp_path):
+    import SimpleITK as sitk
+
+    from SegmentWithSAM2Lib.errors import SegmentWithSAM2Error
+    from SegmentWithSAM2Lib.io.images import image_on_grid
+    from SegmentWithSAM2Lib.training.datasets import read_pairs
+
+    volume, labels = synthetic_volume(np.random.default_rng(2), (8, 24, 24), objects=1)
+    for folder in ("images", "labels"):
+        (tmp_path / folder).mkdir()
+    sitk.WriteImage(image_on_grid(volume.array, volume), str(tmp_path / "images" / "case1.nrrd"))
+    sitk.WriteImage(image_on_grid(labels, volume), str(tmp_path / "labels" / "case1.nrrd"))
+    (tmp_path / "list.txt").write_text("# image, labelmap\nimages/case1.nrrd, labels/case1.nrrd\n")
+    for source in (tmp_path, tmp_path / "list.txt"):
+        (read_volume, read_labels), = read_pairs(source)
+        np.testing.assert_array_equal(read_labels, labels)
+        np.testing.assert_allclose(read_volume.ijk_to_ras, volume.ijk_to_ras, atol=1e-6)
+    (tmp_path / "bad.txt").write_text("images/case1.nrrd\n")
+    with pytest.raises(SegmentWithSAM2Error, match="line 1: expected 'IMAGE LABELMAP'"):
+        read_pairs(tmp_path / "bad.txt")

@@ -11,6 +11,7 @@ import torch
 
 from ..errors import SegmentWithSAM2Error
 from .clips import sample_clip
+from .datasets import read_pairs
 from .synthetic import synthetic_volume
 from .trainer import TrainSettings, train
 
@@ -22,24 +23,28 @@ def run_training(args) -> int:
     from ..cli import model_from_args
     from ..core.adapters import new_adapter, save_adapter
 
-    if args.synthetic <= 0:
-        raise SegmentWithSAM2Error("give --synthetic N (training from files is not available yet)")
+    if args.synthetic <= 0 and not args.data:
+        raise SegmentWithSAM2Error("give --data (a list file or a folder with images/ and labels/) and/or --synthetic N")
     args.random_init = args.random_init or args.mode == "scratch"
     model = model_from_args(args)
     predictor = model.predictor
     rng = np.random.default_rng(args.seed)
-    dataset = [synthetic_volume(rng, objects=int(rng.integers(1, 3)), modality=("CT", "MR")[i % 2])
-               for i in range(args.synthetic)]
+    dataset = read_pairs(args.data) if args.data else []
+    dataset += [synthetic_volume(rng, objects=int(rng.integers(1, 3)), modality=("CT", "MR")[i % 2])
+                for i in range(args.synthetic)]
     parameters, adapter = None, None
     if args.mode == "lora":
         adapter = new_adapter(predictor, LORA_TARGETS, rank=args.rank, base_model=model.model_id,
                               base_sha256=None if model.weights.startswith("random") else model.weights,
-                              training_data=f"{args.synthetic} synthetic volumes (seed {args.seed})")
+                              training_data=f"{args.data or ''} + {args.synthetic} synthetic volumes (seed {args.seed})")
         parameters = _attach(predictor, adapter)
 
+    catalogue = [(volume, labels, np.unique(labels)[np.unique(labels) > 0]) for volume, labels in dataset]
+    catalogue = [item for item in catalogue if item[2].size]  # unlabelled volumes teach nothing here
+
     def next_clip(generator):
-        volume, labels = dataset[int(generator.integers(len(dataset)))]
-        label = int(generator.integers(1, labels.max() + 1)) if labels.max() else 1
+        volume, labels, present = catalogue[int(generator.integers(len(catalogue)))]
+        label = int(generator.choice(present))
         return sample_clip(volume, labels, label, args.clip_length, model.image_size, generator)
 
     output = Path(args.output)

@@ -1,0 +1,53 @@
+"""Training data from files: (volume, labelmap) pairs, read through the library's own readers.
+
+``source`` is either a list file (one pair per line, ``IMAGE LABELMAP`` separated by a comma,
+tab or spaces, paths relative to the list file; ``#`` starts a comment) or a folder holding
+``images/`` and ``labels/`` with the same file names (DICOM series folders included).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SegmentWithSAM2Error
+
+
+def read_pairs(source) -> list[tuple]:
+    """[(Volume, labels array [k, j, i])], each labelmap checked to lie on its image's grid."""
+    from ..io.images import read_volume
+
+    pairs = []
+    for image_path, label_path in _pair_paths(Path(source)):
+        volume, labels = read_volume(image_path), read_volume(label_path)
+        if labels.array.shape != volume.array.shape or not np.allclose(labels.ijk_to_ras, volume.ijk_to_ras, atol=1e-4):
+            raise SegmentWithSAM2Error(f"labelmap {label_path} is not on the grid of {image_path}; resample it first")
+        pairs.append((volume, np.asarray(labels.array).astype(np.uint16)))
+    if not pairs:
+        raise SegmentWithSAM2Error(f"no (image, labelmap) pairs found in {source}")
+    return pairs
+
+
+def _pair_paths(source: Path):
+    if source.is_dir():
+        images, labels = source / "images", source / "labels"
+        if not images.is_dir() or not labels.is_dir():
+            raise SegmentWithSAM2Error(f"{source} must hold images/ and labels/ with matching names, or be a list file")
+        for image in sorted(images.iterdir()):
+            label = labels / image.name
+            if not label.exists():
+                raise SegmentWithSAM2Error(f"no labelmap {label} for {image}")
+            yield image, label
+        return
+    if not source.is_file():
+        raise SegmentWithSAM2Error(f"training data {source} not found")
+    for number, line in enumerate(source.read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = [p for p in re.split(r"[,\t ]+", line) if p]
+        if len(parts) != 2:
+            raise SegmentWithSAM2Error(f"{source} line {number}: expected 'IMAGE LABELMAP', got {line!r}")
+        yield source.parent / parts[0], source.parent / parts[1]
