@@ -60,6 +60,7 @@ def test_train_command_scratch_resumes_and_writes_a_loadable_checkpoint(tmp_path
     assert main(base + ["--steps", "3"]) == 0  # resumes from last.pt: one more step
     log = (out / "train.log").read_text()
     assert re.findall(r"step (\d+)/", log) == ["2", "3"]
+    assert len(re.findall(r"validation Dice 0\.\d{3}|validation Dice 1\.000", log)) == 2
     loaded = load_model(checkpoint=out / "model.pt", config=MICRO, device="cpu", precision="fp32")
     assert loaded.image_size == 256
 

@@ -14,6 +14,7 @@ from .clips import sample_clip
 from .datasets import read_pairs
 from .synthetic import synthetic_volume
 from .trainer import TrainSettings, train
+from .validation import validator
 
 LORA_TARGETS = ["memory_attention.layers.*.self_attn.*_proj", "memory_attention.layers.*.cross_attn_image.*_proj",
                 "sam_mask_decoder.transformer.layers.*.self_attn.*_proj"]
@@ -47,12 +48,15 @@ def run_training(args) -> int:
         label = int(generator.choice(present))
         return sample_clip(volume, labels, label, args.clip_length, model.image_size, generator)
 
+    held_out = np.random.default_rng(args.seed + 10_000)  # never the training volumes
+    cases = [synthetic_volume(held_out, (20, 64, 64), objects=1, modality=m) for m in ("CT", "MR")]
+    validate = validator(predictor, model.config, cases)
     output = Path(args.output)
     settings = TrainSettings(steps=args.steps, clip_length=args.clip_length, lr=args.lr, seed=args.seed,
                              checkpoint_every=max(1, min(200, args.steps)))
     with open(output.mkdir(parents=True, exist_ok=True) or output / "train.log", "a") as log:
         train(predictor, next_clip, settings, output, log=lambda line: print(line, file=log, flush=True) or print(line),
-              parameters=parameters)
+              parameters=parameters, validate=validate)
     if adapter is not None:
         save_adapter(_detach(predictor, adapter), output / "adapter")
     else:
