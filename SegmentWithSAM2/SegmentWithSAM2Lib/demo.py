@@ -14,7 +14,7 @@ from .errors import SegmentWithSAM2Error
 def run_demo(args) -> int:
     from . import api
     from .cli import DEFAULT_MODEL, model_from_args
-    from .core.registry import cache_dir, model_spec
+    from .core.registry import checkpoint_path, model_spec
     from .io.images import write_labelmap
     from .progress import ProgressBar
     from .samples import box_prompt_for, dice, synthetic_ct
@@ -26,7 +26,7 @@ def run_demo(args) -> int:
     write_labelmap(volume.array, volume, out / "sample_ct.nrrd")
     (out / "prompts.json").write_text(json.dumps(prompts, indent=2))
     model_id = args.model or DEFAULT_MODEL
-    if not (args.checkpoint or args.random_init or (cache_dir() / model_spec(model_id).filename).is_file()):
+    if not (args.checkpoint or args.random_init or checkpoint_path(model_spec(model_id)).is_file()):
         print(f"No trained weights for {model_id} on this machine, so the demo runs its architecture with "
               "RANDOM WEIGHTS: the mask below is not a real segmentation.", file=sys.stderr)
         args.random_init = True

@@ -26,7 +26,7 @@ class ModelSpec:
 
     @property
     def filename(self) -> str:
-        return self.urls[0].rsplit("/", 1)[-1]
+        return self.entry["file"].rsplit("/", 1)[-1] if self.entry.get("file") else self.urls[0].rsplit("/", 1)[-1]
 
 
 def model_zoo_dir() -> Path:
@@ -63,8 +63,13 @@ def cache_dir() -> Path:
     return Path(user_cache_dir("segment-with-sam2", appauthor=False))
 
 
+def checkpoint_path(spec: ModelSpec) -> Path:
+    """Where the checkpoint is or will be: shipped in model_zoo/ (``file``) or in the cache."""
+    return model_zoo_dir() / spec.entry["file"] if spec.entry.get("file") else cache_dir() / spec.filename
+
+
 def cached_checkpoint(spec: ModelSpec) -> Path:
-    path = cache_dir() / spec.filename
+    path = checkpoint_path(spec)
     if not path.is_file():
         raise SegmentWithSAM2Error(
             f"model {spec.id!r} is not downloaded (no {path}); run `segment-with-sam2 download {spec.id}`, "

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.registry import ModelSpec, cache_dir, model_spec
+from ..core.registry import ModelSpec, cache_dir, checkpoint_path, model_spec
 from .download import DownloadError, fetch, file_sha256, pinned_hash
 
 
@@ -26,7 +26,9 @@ def download_model(model_id: str, *, offline=False, timeout=30.0, on_progress=No
     i.e. ``offline=True`` or ``$SEGMENTWITHSAM2_OFFLINE=1``)."""
     offline = offline or os.environ.get(OFFLINE_ENV, "") not in ("", "0")
     spec = model_spec(model_id)
-    target = cache_dir() / spec.filename
+    target = checkpoint_path(spec)
+    if spec.entry.get("file"):  # shipped with the project: verify, never download
+        return fetch("", target, spec.sha256, offline=True)
     last_error = None
     for url in spec.urls:  # mirrors, in order
         try:
@@ -41,7 +43,7 @@ def download_model(model_id: str, *, offline=False, timeout=30.0, on_progress=No
 
 def entry(model_id: str, check: bool = False) -> CacheEntry:
     spec = model_spec(model_id)
-    path = cache_dir() / spec.filename
+    path = checkpoint_path(spec)
     if not path.is_file():
         return CacheEntry(spec, path, None, "absent")
     expected = spec.sha256 or pinned_hash(path)
