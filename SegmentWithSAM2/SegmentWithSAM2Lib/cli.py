@@ -81,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--output", required=True, help="folder for checkpoints, the log and the result")
     add_model_arguments(train)
     train.set_defaults(run=_run_train)
+    evaluate = commands.add_parser("evaluate", help="Dice, HD95 and NSD against known labels, with a baseline")
+    evaluate.add_argument("--data", help="list file of 'IMAGE LABELMAP' lines, or a folder with images/ and labels/")
+    evaluate.add_argument("--synthetic", type=int, default=0, help="also evaluate on N held-out synthetic volumes")
+    evaluate.add_argument("--protocol", choices=("box", "point"), default="box")
+    evaluate.add_argument("--report", help="write the table as JSON (and Markdown beside it)")
+    add_model_arguments(evaluate)
+    evaluate.set_defaults(run=_run_evaluate)
     demo = commands.add_parser("demo", help="segment a bundled sample end to end")
     demo.add_argument("--output", default="demo-output", help="folder for the labelmap and overlay (demo-output)")
     add_model_arguments(demo)
@@ -193,6 +200,12 @@ def _run_train(args) -> int:
     from .training.command import run_training
 
     return run_training(args)
+
+
+def _run_evaluate(args) -> int:
+    from .training.report import run_evaluation
+
+    return run_evaluation(args)
 
 
 def _run_demo(args) -> int:
