@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.registry import ModelSpec, cache_dir, checkpoint_path, model_spec
+from ..core.registry import ModelSpec, checkpoint_path, model_spec
+from ..errors import SegmentWithSAM2Error
 from .download import DownloadError, fetch, file_sha256, pinned_hash
 
 
@@ -57,8 +58,11 @@ def entry(model_id: str, check: bool = False) -> CacheEntry:
 def remove_model(model_id: str) -> bool:
     """Delete the cached checkpoint and any partial download; True if something was removed."""
     spec = model_spec(model_id)
+    if spec.entry.get("file"):
+        raise SegmentWithSAM2Error(f"{model_id} ships with the project ({checkpoint_path(spec)}); it is not in the cache")
     removed = False
-    for path in (cache_dir() / spec.filename, cache_dir() / (spec.filename + ".part")):
+    target = checkpoint_path(spec)
+    for path in (target, target.with_name(target.name + ".part")):
         if path.is_file():
             path.unlink()
             removed = True

@@ -45,10 +45,10 @@ def segment_array(segmentation_node, segment_id: str, volume: Volume) -> np.ndar
 
     source = slicer.vtkOrientedImageData()
     slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentBinaryLabelmapRepresentation(segmentation_node, segment_id, source)
-    reference = oriented_image(np.zeros(volume.array.shape, np.uint8), _grid_in(segmentation_node, volume))
-    resampled = slicer.vtkOrientedImageData()
     if source.GetPointData().GetScalars() is None or source.IsEmpty():
         return np.zeros(volume.array.shape, dtype=bool)
+    reference = oriented_image(np.zeros(volume.array.shape, np.uint8), _grid_in(segmentation_node, volume))
+    resampled = slicer.vtkOrientedImageData()
     slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(source, reference, resampled)
     values = numpy_support.vtk_to_numpy(resampled.GetPointData().GetScalars())
     label = _label_value(segmentation_node, segment_id)
