@@ -10,10 +10,12 @@ import numpy as np
 
 from .errors import SegmentWithSAM2Error
 
+DEMO_MODEL = "micro"  # shipped in model_zoo/micro/, so the demo segments for real on any machine
+
 
 def run_demo(args) -> int:
     from . import api
-    from .cli import DEFAULT_MODEL, model_from_args
+    from .cli import model_from_args
     from .core.registry import checkpoint_path, model_spec
     from .io.images import write_labelmap
     from .progress import ProgressBar
@@ -25,13 +27,18 @@ def run_demo(args) -> int:
     prompts = box_prompt_for(truth, volume)
     write_labelmap(volume.array, volume, out / "sample_ct.nrrd")
     (out / "prompts.json").write_text(json.dumps(prompts, indent=2))
-    model_id = args.model or DEFAULT_MODEL
+    model_id = args.model or DEMO_MODEL
+    if not (args.checkpoint or args.config):
+        args.model = model_id
     if not (args.checkpoint or args.random_init or checkpoint_path(model_spec(model_id)).is_file()):
         print(f"No trained weights for {model_id} on this machine, so the demo runs its architecture with "
               "RANDOM WEIGHTS: the mask below is not a real segmentation.", file=sys.stderr)
         args.random_init = True
     model = model_from_args(args)
     print(f"model {model.model_id}, weights {model.weights}", file=sys.stderr)
+    if model.model_id == DEMO_MODEL:
+        print("micro is the project's demonstration and test model, trained on synthetic volumes and a brain "
+              "atlas: NOT FOR CLINICAL USE.", file=sys.stderr)
     with ProgressBar() as bar:
         result = api.segment(model, volume, prompts, window="soft-tissue", on_progress=bar.update)
     api.write_result(result, out / "sample_ct_seg.nii.gz")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from SegmentWithSAM2Lib.cli import main
-from SegmentWithSAM2Lib.training.evaluation import prompt_for, scores
+from SegmentWithSAM2Lib.training.evaluation import corrective_click, prompt_for, scores
 
 
 def test_metrics_on_known_shapes():
@@ -39,3 +39,31 @@ def test_evaluate_command_writes_a_table_for_the_engine_and_the_baseline(tmp_pat
     assert all(0.0 <= r["dice"] <= 1.0 and 0.0 <= r["nsd"] <= 1.0 for r in rows)
     table = report.with_suffix(".md").read_text()
     assert "| mean | engine |" in table and "| mean | region growing |" in table
+
+
+def test_corrective_click_goes_to_the_worst_slice_and_its_largest_error():
+    truth = np.zeros((6, 40, 40), bool)
+    truth[1:5, 10:30, 10:30] = True
+    missed = truth.copy()
+    missed[3, 10:30, 10:22] = False  # slice 3 lost most of its left part
+    click = corrective_click(missed, truth)
+    i, j, k = click["position"]
+    assert k == 3 and click["positive"] and truth[k, j, i] and not missed[k, j, i]
+    leaked = truth.copy()
+    leaked[2, 30:38, 5:35] = True  # a leak below the object on slice 2
+    click = corrective_click(leaked, truth)
+    i, j, k = click["position"]
+    assert k == 2 and not click["positive"] and leaked[k, j, i] and not truth[k, j, i]
+    assert corrective_click(truth, truth) is None
+
+
+def test_corrector_protocol_reports_dice_per_round_and_clicks(tmp_path):
+    report = tmp_path / "eval.json"
+    assert main(["evaluate", "--synthetic", "1", "--config", "micro_256.yaml", "--random-init", "--device", "cpu",
+                 "--precision", "fp32", "--protocol", "corrector", "--rounds", "2", "--report", str(report)]) == 0
+    rows = json.loads(report.read_text())["rows"]
+    assert [r["method"] for r in rows] == ["engine", "region growing"]
+    for row in rows:
+        assert len(row["dice_rounds"]) == 3 and row["dice_rounds"][-1] == pytest.approx(row["dice"])
+        assert 0 <= row["clicks"] <= 2
+    assert " → " in report.with_suffix(".md").read_text()

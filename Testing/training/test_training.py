@@ -69,7 +69,7 @@ def test_train_command_lora_writes_an_adapter(tmp_path):
     out = tmp_path / "lora"
     assert main(["train", "--synthetic", "1", "--clip-length", "2", "--config", MICRO, "--random-init",
                  "--mode", "lora", "--rank", "2", "--steps", "2", "--output", str(out), "--device", "cpu",
-                 "--precision", "fp32"]) == 0
+                 "--precision", "bf16"]) == 0  # trains under bf16 autocast
     adapter = load_adapter(Path(out / "adapter.safetensors"))
     assert adapter.rank == 2 and len(adapter.weights) == 24
     assert any(b.abs().sum() > 0 for _, b in adapter.weights.values())  # the up-projections were trained
@@ -95,3 +95,52 @@ def test_pairs_from_a_list_file_and_a_folder(tmp_path):
     (tmp_path / "bad.txt").write_text("images/case1.nrrd\n")
     with pytest.raises(SegmentWithSAM2Error, match="line 1: expected 'IMAGE LABELMAP'"):
         read_pairs(tmp_path / "bad.txt")
+
+
+def test_only_the_chosen_labels_are_kept(tmp_path):
+    import SimpleITK as sitk
+
+    from SegmentWithSAM2Lib.errors import SegmentWithSAM2Error
+    from SegmentWithSAM2Lib.io.images import image_on_grid
+    from SegmentWithSAM2Lib.training.datasets import parse_labels, read_pairs
+
+    assert parse_labels("37,38,71-74") == {37, 38, 71, 72, 73, 74} and parse_labels(None) is None
+    with pytest.raises(SegmentWithSAM2Error, match="--labels: expected values and ranges"):
+        parse_labels("thalamus")
+    volume, labels = synthetic_volume(np.random.default_rng(3), (8, 24, 24), objects=2)
+    sitk.WriteImage(image_on_grid(volume.array, volume), str(tmp_path / "image.nrrd"))
+    sitk.WriteImage(image_on_grid(labels, volume), str(tmp_path / "labels.nrrd"))
+    (tmp_path / "list.txt").write_text("image.nrrd labels.nrrd\n")
+    (_, kept), = read_pairs(tmp_path / "list.txt", parse_labels("2"))
+    np.testing.assert_array_equal(kept, np.where(labels == 2, 2, 0))
+
+
+def test_negative_clicks_fall_on_the_neighbour_or_just_outside():
+    mask = np.zeros((64, 64), bool)
+    mask[20:40, 20:40] = True
+    neighbour = np.zeros_like(mask)
+    neighbour[20:40, 40:55] = True
+    rng = np.random.default_rng(0)
+    negatives_seen = 0
+    for _ in range(200):
+        prompt = simulate_prompt(mask.astype(np.float32), rng, neighbour)
+        if "points" not in prompt:
+            continue
+        for (x, y), label in zip(prompt["points"].astype(int), prompt["labels"]):
+            if label == 0:
+                negatives_seen += 1
+                assert not mask[y, x] and (neighbour[y, x] or abs(x - 30) <= 22 and abs(y - 30) <= 22)
+            elif label == 1:
+                assert mask[y, x]
+    assert negatives_seen > 20
+
+
+def test_zoom_scales_frames_and_masks_together():
+    from SegmentWithSAM2Lib.training.clips import _zoom
+
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 24:40, 24:40] = 1
+    image = mask.clone().repeat(1, 3, 1, 1)
+    zoomed_image, zoomed_mask = _zoom([image, mask], 1.5)
+    assert (zoomed_mask >= 0.5).sum() == pytest.approx(16 * 16 * 1.5 ** 2, rel=0.1)
+    torch.testing.assert_close(zoomed_image[:, 0], zoomed_mask[:, 0])

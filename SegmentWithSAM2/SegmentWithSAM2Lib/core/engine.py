@@ -23,7 +23,7 @@ from .intensity import Window, resolve_window
 from .model import LoadedModel
 from .postprocess import PostProcess, merge_objects
 from .prompts import ObjectInputs, place_prompts
-from .tracking import condition, new_state, track
+from .tracking import condition, low_res_logits, new_state, track
 from .volume import Volume
 
 DIRECTIONS = ("both", "forward", "backward")
@@ -47,6 +47,7 @@ class SegmentationResult:
     volume: Volume
     cancelled: bool = False
     settings: dict = field(default_factory=dict)
+    low_res: dict = field(default_factory=dict)  # (label, slice) -> sam2's low-resolution logits, for corrections
 
 
 class VolumeSession:
@@ -61,17 +62,24 @@ class VolumeSession:
         return place_prompts(prompts, self.volume, self.plan, self.inplane)
 
     def propagate(self, prompts, options: PropagationOptions | None = None, on_progress=None,
-                  should_cancel=None, keep_partial=False) -> SegmentationResult:
-        """Segment the volume from ``prompts`` (a prompt dict or placed objects)."""
+                  should_cancel=None, keep_partial=False, previous: SegmentationResult | None = None
+                  ) -> SegmentationResult:
+        """Segment the volume from ``prompts`` (a prompt dict or placed objects).
+
+        With ``previous`` (an earlier result of this session), prompts that are new or changed on
+        a slice correct that slice's earlier mask instead of starting from nothing: a negative
+        click removes a leak there, a positive click adds a missed part.
+        """
         options = options or PropagationOptions()
         objects = prompts if isinstance(prompts, list) else self.place(prompts)
+        earlier = _corrected_slices(objects, previous)
         first, last = self._range(options.slice_range)
         anchors = sorted({s for obj in objects for s in obj.slices})
         if anchors[0] < first or anchors[-1] > last:
             raise SegmentWithSAM2Error(f"prompted slices {anchors} lie outside the range {first}:{last}")
         passes = _passes(options.direction, anchors, first, last)
         labelmap = np.zeros(self.volume.array.shape, dtype=np.uint8 if max(o.label for o in objects) < 256 else np.uint16)
-        run = _Run(self, objects, anchors, passes, options, labelmap, on_progress, should_cancel)
+        run = _Run(self, objects, anchors, passes, options, labelmap, on_progress, should_cancel, earlier)
         started = time.perf_counter()
         try:
             run.all_passes()
@@ -95,7 +103,17 @@ class VolumeSession:
                     "direction": options.direction, "range": list(self._range(options.slice_range)),
                     "auto_stop": options.auto_stop, "postprocess": options.postprocess is not None}
         return SegmentationResult(labelmap, objects, dict(run.processed), time.perf_counter() - started,
-                                  self.volume, cancelled, settings)
+                                  self.volume, cancelled, settings, run.low_res)
+
+
+def _corrected_slices(objects, previous) -> dict:
+    """(label, slice) -> earlier logits, for every slice whose prompts changed since ``previous``."""
+    if previous is None:
+        return {}
+    before = {o.label: o.slices for o in previous.objects}
+    return {(o.label, index): previous.low_res[(o.label, index)]
+            for o in objects for index, inputs in o.slices.items()
+            if (o.label, index) in previous.low_res and not inputs.same_as(before.get(o.label, {}).get(index))}
 
 
 def _passes(direction: str, anchors, first: int, last: int) -> list[tuple[str, int, int]]:
@@ -108,8 +126,9 @@ def _passes(direction: str, anchors, first: int, last: int) -> list[tuple[str, i
 class _Run:
     """The state of one propagate() call: passes, ownership of slices, progress, auto-stop."""
 
-    def __init__(self, session, objects, anchors, passes, options, labelmap, on_progress, should_cancel):
+    def __init__(self, session, objects, anchors, passes, options, labelmap, on_progress, should_cancel, earlier):
         self.session, self.objects, self.anchors, self.passes = session, objects, anchors, passes
+        self.earlier, self.low_res = earlier, {}
         self.options, self.on_progress, self.should_cancel = options, on_progress, should_cancel
         self.label_view = session.plan.view_of(labelmap)
         self.labels = [o.label for o in objects]
@@ -128,13 +147,14 @@ class _Run:
         session = self.session
         predictor = session.model.predictor
         state = new_state(session.frames, session.model.image_size, session.model.device)
-        condition(predictor, state, self.objects)
+        condition(predictor, state, self.objects, self.earlier)
         absent = 0
         for index, logits, present in track(predictor, state, start, stop):
             self._check_cancel()
             self.processed[name] += 1
             if self._owns(name, index):
                 self._write(index, logits)
+                self._keep_low_res(state, index)
             self._report(index, name)
             beyond = index > self.anchors[-1] if name == "forward" else index < self.anchors[0]
             absent = absent + 1 if beyond and not present.any() else 0
@@ -152,6 +172,11 @@ class _Run:
     def _write(self, index, logits):
         on_slice = self.session.inplane.frame_to_image(logits).cpu().numpy()
         self.label_view[index] = merge_objects(on_slice, self.labels, self.pixel_area, self.options.postprocess)
+
+    def _keep_low_res(self, state, index):
+        for label, logits in zip(self.labels, low_res_logits(state, index)):
+            if logits is not None:
+                self.low_res[(label, index)] = logits
 
     def _check_cancel(self):
         if self.should_cancel is not None and self.should_cancel():

@@ -66,6 +66,8 @@ def load_model(model: str | None = None, *, checkpoint=None, config=None, random
         raise SegmentWithSAM2Error("give a model id (--model), or a checkpoint with its --config")
     config_path = resolve_config(config or spec.config)
     torch_device = pick_device(device)
+    if precision == "auto" and torch_device.type == "cpu" and spec is not None:
+        precision = spec.entry.get("cpu_precision", precision)
     chosen_precision = pick_precision(precision, torch_device)
     if random_init:
         if checkpoint:

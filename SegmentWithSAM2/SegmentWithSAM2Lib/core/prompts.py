@@ -36,6 +36,14 @@ class SliceInputs:
     def has_positive(self) -> bool:
         return self.box is not None or self.mask is not None or any(self.labels)
 
+    def same_as(self, other: "SliceInputs | None") -> bool:
+        if other is None:
+            return False
+        masks_equal = (self.mask is None) == (other.mask is None) and (
+            self.mask is None or torch.equal(self.mask, other.mask))
+        return (self.points == other.points and self.labels == other.labels and self.box == other.box
+                and masks_equal)
+
 
 @dataclass
 class ObjectInputs:

@@ -31,19 +31,42 @@ def new_state(frames, frame_size: int, device: torch.device) -> dict:
     }
 
 
-def condition(predictor, state: dict, objects: list[ObjectInputs]) -> None:
-    """Add every object's prompts; each prompted slice becomes a conditioning frame."""
+def condition(predictor, state: dict, objects: list[ObjectInputs], earlier: dict | None = None) -> None:
+    """Add every object's prompts; each prompted slice becomes a conditioning frame.
+
+    ``earlier`` maps (label, slice) to low-resolution logits of an earlier result: clicks on such
+    a slice refine that mask, as clicks on an already segmented frame do in sam2's own
+    interactive use (it feeds the frame's previous logits with the new points).
+    """
     for obj in objects:
         for index, inputs in sorted(obj.slices.items()):
             if inputs.mask is not None:
                 predictor.add_new_mask(state, index, obj.label, inputs.mask)
                 continue
+            if earlier and (obj.label, index) in earlier:
+                _seed_previous_logits(predictor, state, obj.label, index, earlier[(obj.label, index)])
             points = labels = None
             if inputs.points:
                 points = np.asarray(inputs.points, dtype=np.float32)
                 labels = np.asarray(inputs.labels, dtype=np.int32)
             predictor.add_new_points_or_box(state, index, obj.label, points=points, labels=labels,
                                             box=None if inputs.box is None else np.asarray(inputs.box, dtype=np.float32))
+
+
+def _seed_previous_logits(predictor, state, label, index, logits):
+    # sam2 looks for the frame's previous output in the temporary outputs first and uses its
+    # "pred_masks" as the mask input next to the clicks; the entry is then replaced by the new output
+    obj_idx = predictor._obj_id_to_idx(state, label)
+    state["temp_output_dict_per_obj"][obj_idx]["cond_frame_outputs"][index] = {"pred_masks": logits}
+
+
+def low_res_logits(state: dict, index: int) -> list:
+    """Per object, sam2's low-resolution mask logits [1, 1, h, w] on a tracked slice (on the CPU)."""
+    found = []
+    for outputs in state["output_dict_per_obj"].values():
+        out = outputs["cond_frame_outputs"].get(index) or outputs["non_cond_frame_outputs"].get(index)
+        found.append(None if out is None else out["pred_masks"].detach().float().cpu())
+    return found
 
 
 def track(predictor, state: dict, start: int, stop: int):

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from scipy import ndimage
 
 from ..core.frames import FrameSequence
 from ..core.geometry import plan_slices
@@ -21,13 +23,15 @@ class Clip:
     prompt: dict  # {"points": (N, 2) x,y frame pixels, "labels": (N,)} or {"mask": S x S}
 
 
-def sample_clip(volume, labels, label, length, image_size, rng, axis="auto", window="auto") -> Clip | None:
-    """``length`` slices starting on a slice holding ``label``, in a random direction."""
+def sample_clip(volume, labels, label, length, image_size, rng, axis="auto", window=None) -> Clip | None:
+    """``length`` slices starting on a slice holding ``label``, in a random direction; ``window``
+    None draws one (the inference default half the time, otherwise a jittered one)."""
     plan = plan_slices(volume, axis)
     inplane = InPlaneMap.fit(plan.slice_shape, plan.pixel_spacing, image_size)
+    window = window or _random_window(volume.metadata.get("modality"), rng)
     frames = FrameSequence(volume.array, plan, resolve_window(window, volume.array, volume.metadata), inplane)
-    view = plan.view_of(labels) == label
-    present = np.nonzero(view.any(axis=(1, 2)))[0]
+    view = plan.view_of(labels)
+    present = np.nonzero((view == label).any(axis=(1, 2)))[0]
     if present.size == 0:
         return None
     start = int(rng.choice(present))
@@ -35,26 +39,69 @@ def sample_clip(volume, labels, label, length, image_size, rng, axis="auto", win
     step = inward if rng.random() < 0.8 else -inward  # mostly through the object, sometimes out of its end
     indices = [min(max(start + step * t, 0), len(frames) - 1) for t in range(length)]
     images = torch.stack([frames[i] for i in indices])
-    masks = torch.stack([inplane.image_to_frame(torch.from_numpy(view[i].astype(np.float32))[None])[0] for i in indices])
-    masks = (masks >= 0.5).float()
+    masks = torch.stack([_to_frame(inplane, view[i] == label) for i in indices])
+    others = _to_frame(inplane, (view[start] != label) & (view[start] > 0))[None]
     if rng.random() < 0.5:  # a left-right flip of frames and masks together
-        images, masks = images.flip(-1), masks.flip(-1)
-    return Clip(_augment(images, rng), masks, simulate_prompt(masks[0].numpy(), rng))
+        images, masks, others = images.flip(-1), masks.flip(-1), others.flip(-1)
+    images, masks, others = _zoom([images, masks[:, None], others[:, None]], float(np.exp(rng.uniform(-0.5, 0.4))))
+    masks, others = (masks[:, 0] >= 0.5).float(), others[0, 0].numpy() >= 0.5
+    if not masks[0].any():
+        return None
+    return Clip(_augment(images, rng), masks, simulate_prompt(masks[0].numpy(), rng, others))
 
 
-def simulate_prompt(mask: np.ndarray, rng) -> dict:
-    """As SAM2 is trained: a jittered box, one or a few clicks from the object, or the mask itself."""
+def simulate_prompt(mask: np.ndarray, rng, others: np.ndarray | None = None) -> dict:
+    """As SAM2 is trained: a jittered box, one or a few clicks from the object, or the mask
+    itself; clicks and boxes sometimes come with negative clicks on a neighbour or next to the object."""
     rows, cols = np.nonzero(mask > 0)
     choice = rng.random()
     if choice < 0.5:
         jitter = 0.1 * np.array([np.ptp(cols) + 1, np.ptp(rows) + 1] * 2) * rng.normal(0, 1, 4)
         box = np.array([cols.min(), rows.min(), cols.max(), rows.max()], dtype=np.float32) + jitter
-        return {"points": box.reshape(2, 2).astype(np.float32), "labels": np.array([2, 3])}
-    if choice < 0.85:
+        prompt = {"points": box.reshape(2, 2).astype(np.float32), "labels": np.array([2, 3])}
+    elif choice < 0.85:
         count = int(rng.integers(1, 4))
         picks = rng.integers(0, rows.size, count)
-        return {"points": np.stack([cols[picks], rows[picks]], 1).astype(np.float32), "labels": np.ones(count, int)}
-    return {"mask": mask.astype(np.float32)}
+        prompt = {"points": np.stack([cols[picks], rows[picks]], 1).astype(np.float32), "labels": np.ones(count, int)}
+    else:
+        return {"mask": mask.astype(np.float32)}
+    if rng.random() < 0.35:
+        negatives = _negative_clicks(mask > 0, others, rng)
+        prompt = {"points": np.concatenate([prompt["points"], negatives]),
+                  "labels": np.concatenate([prompt["labels"], np.zeros(len(negatives), int)])}
+    return prompt
+
+
+def _negative_clicks(mask, others, rng) -> np.ndarray:
+    """One or two clicks on a neighbouring object when there is one, else just outside the object."""
+    region = others if others is not None and others.any() and rng.random() < 0.7 else \
+        ndimage.binary_dilation(mask, iterations=int(rng.integers(3, 12))) & ~mask
+    rows, cols = np.nonzero(region)
+    picks = rng.integers(0, rows.size, int(rng.integers(1, 3)))
+    return np.stack([cols[picks], rows[picks]], 1).astype(np.float32)
+
+
+def _random_window(modality, rng) -> str:
+    if rng.random() < 0.5:
+        return "auto"
+    if modality == "CT":
+        return f"{40 + rng.normal(0, 40):.0f},{rng.uniform(250, 700):.0f}"
+    return f"percentile:{rng.uniform(0, 3):.1f},{rng.uniform(97, 100):.1f}"
+
+
+def _to_frame(inplane, mask: np.ndarray) -> torch.Tensor:
+    return inplane.image_to_frame(torch.from_numpy(mask.astype(np.float32))[None])[0]
+
+
+def _zoom(tensors, factor: float):
+    """The same in-plane scale change (about the centre) for every tensor [N, C, S, S]: objects of
+    other sizes and pixel spacings than the synthetic volumes have."""
+    theta = torch.tensor([[1 / factor, 0, 0], [0, 1 / factor, 0]], dtype=torch.float32)
+    out = []
+    for t in tensors:
+        grid = F.affine_grid(theta.expand(len(t), 2, 3), list(t.shape), align_corners=False)
+        out.append(F.grid_sample(t, grid, mode="bilinear", padding_mode="zeros", align_corners=False))
+    return out
 
 
 def _augment(images: torch.Tensor, rng) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""``segment-with-sam2 train``: synthetic volumes for now (file datasets come next), three modes:
+"""``segment-with-sam2 train``: annotated volumes from files and/or synthetic ones, three modes:
 ``scratch`` (random init), ``full`` (all weights from the checkpoint), ``lora`` (base frozen, an
 adapter in the project's format written at the end)."""
 
@@ -11,8 +11,8 @@ import torch
 
 from ..errors import SegmentWithSAM2Error
 from .clips import sample_clip
-from .datasets import read_pairs
-from .synthetic import synthetic_volume
+from .datasets import parse_labels, read_pairs
+from .synthetic import parse_shapes, synthetic_volume
 from .trainer import TrainSettings, train
 from .validation import validator
 
@@ -28,11 +28,15 @@ def run_training(args) -> int:
         raise SegmentWithSAM2Error("give --data (a list file or a folder with images/ and labels/) and/or --synthetic N")
     args.random_init = args.random_init or args.mode == "scratch"
     model = model_from_args(args)
+    if model.precision == "fp16":
+        raise SegmentWithSAM2Error("training runs in bf16 or fp32 (fp16 would need loss scaling); "
+                                   "use --precision bf16 or fp32")
     predictor = model.predictor
     rng = np.random.default_rng(args.seed)
-    dataset = read_pairs(args.data) if args.data else []
-    dataset += [synthetic_volume(rng, objects=int(rng.integers(1, 3)), modality=("CT", "MR")[i % 2])
-                for i in range(args.synthetic)]
+    files = read_pairs(args.data, parse_labels(args.labels)) if args.data else []
+    shapes = parse_shapes(args.synthetic_shapes)
+    synthetic = [synthetic_volume(rng, objects=int(rng.integers(1, 3)), modality=("CT", "MR")[i % 2], shapes=shapes)
+                 for i in range(args.synthetic)]
     parameters, adapter = None, None
     if args.mode == "lora":
         adapter = new_adapter(predictor, LORA_TARGETS, rank=args.rank, base_model=model.model_id,
@@ -40,20 +44,23 @@ def run_training(args) -> int:
                               training_data=f"{args.data or ''} + {args.synthetic} synthetic volumes (seed {args.seed})")
         parameters = _attach(predictor, adapter)
 
-    catalogue = [(volume, labels, np.unique(labels)[np.unique(labels) > 0]) for volume, labels in dataset]
-    catalogue = [item for item in catalogue if item[2].size]  # unlabelled volumes teach nothing here
+    sources = [c for c in (_catalogue(files), _catalogue(synthetic)) if c]
 
     def next_clip(generator):
+        # files and synthetic volumes half and half when both are given: a few real volumes
+        # would otherwise be drowned by many synthetic ones
+        catalogue = sources[int(generator.integers(len(sources)))]
         volume, labels, present = catalogue[int(generator.integers(len(catalogue)))]
         label = int(generator.choice(present))
-        return sample_clip(volume, labels, label, args.clip_length, model.image_size, generator)
+        axis = "auto" if generator.random() < 0.6 else str(generator.choice(["i", "j", "k"]))
+        return sample_clip(volume, labels, label, args.clip_length, model.image_size, generator, axis=axis)
 
     held_out = np.random.default_rng(args.seed + 10_000)  # never the training volumes
-    cases = [synthetic_volume(held_out, (20, 64, 64), objects=1, modality=m) for m in ("CT", "MR")]
+    cases = [synthetic_volume(held_out, (32, 96, 96), objects=1, modality=m, shapes=shapes) for m in ("CT", "MR") * 3]
     validate = validator(predictor, model.config, cases)
     output = Path(args.output)
     settings = TrainSettings(steps=args.steps, clip_length=args.clip_length, lr=args.lr, seed=args.seed,
-                             checkpoint_every=max(1, min(200, args.steps)))
+                             checkpoint_every=max(1, min(200, args.steps)), autocast=model.autocast)
     with open(output.mkdir(parents=True, exist_ok=True) or output / "train.log", "a") as log:
         train(predictor, next_clip, settings, output, log=lambda line: print(line, file=log, flush=True) or print(line),
               parameters=parameters, validate=validate)
@@ -62,6 +69,12 @@ def run_training(args) -> int:
     else:
         torch.save({"model": predictor.state_dict()}, output / "model.pt")
     return 0
+
+
+def _catalogue(pairs):
+    """(volume, labels, label values present); unlabelled volumes teach nothing here."""
+    catalogue = [(volume, labels, np.unique(labels)[np.unique(labels) > 0]) for volume, labels in pairs]
+    return [item for item in catalogue if item[2].size]
 
 
 def _attach(predictor, adapter):

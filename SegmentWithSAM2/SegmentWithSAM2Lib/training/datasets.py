@@ -15,8 +15,9 @@ import numpy as np
 from ..errors import SegmentWithSAM2Error
 
 
-def read_pairs(source) -> list[tuple]:
-    """[(Volume, labels array [k, j, i])], each labelmap checked to lie on its image's grid."""
+def read_pairs(source, keep_labels=None) -> list[tuple]:
+    """[(Volume, labels array [k, j, i])], each labelmap checked to lie on its image's grid;
+    with ``keep_labels`` (label values) every other label becomes background."""
     from ..io.images import read_volume
 
     pairs = []
@@ -24,7 +25,10 @@ def read_pairs(source) -> list[tuple]:
         volume, labels = read_volume(image_path), read_volume(label_path)
         if labels.array.shape != volume.array.shape or not np.allclose(labels.ijk_to_ras, volume.ijk_to_ras, atol=1e-4):
             raise SegmentWithSAM2Error(f"labelmap {label_path} is not on the grid of {image_path}; resample it first")
-        pairs.append((volume, np.asarray(labels.array).astype(np.uint16)))
+        array = np.asarray(labels.array).astype(np.uint16)
+        if keep_labels is not None:
+            array = np.where(np.isin(array, list(keep_labels)), array, 0).astype(np.uint16)
+        pairs.append((volume, array))
     if not pairs:
         raise SegmentWithSAM2Error(f"no (image, labelmap) pairs found in {source}")
     return pairs
@@ -51,3 +55,17 @@ def _pair_paths(source: Path):
         if len(parts) != 2:
             raise SegmentWithSAM2Error(f"{source} line {number}: expected 'IMAGE LABELMAP', got {line!r}")
         yield source.parent / parts[0], source.parent / parts[1]
+
+
+def parse_labels(text: str | None):
+    """'37,38,71-78' -> {37, 38, 71, ..., 78}; None stays None (every label)."""
+    if not text:
+        return None
+    values = set()
+    for part in text.split(","):
+        try:
+            low, _, high = part.strip().partition("-")
+            values.update(range(int(low), int(high or low) + 1))
+        except ValueError:
+            raise SegmentWithSAM2Error(f"--labels: expected values and ranges like 37,38,71-78, got {text!r}") from None
+    return values

@@ -3,7 +3,12 @@ in millimetres with the volume's spacing) per case, for the engine and for a cla
 run from the same prompt (SimpleITK's confidence-connected region growing from the box centre).
 
 Protocols: ``box`` — one box on the object's middle slice (RECIST-like, as in MedSAM2's papers);
-``point`` — one positive point at the object's deepest pixel on that slice.
+``point`` — one positive point at the object's deepest pixel on that slice; ``corrector`` — the
+box, then up to N rounds of one click on the worst slice (positive in the largest missed part,
+negative in the largest leak, at its deepest pixel) and a re-propagation that corrects the
+previous result; Dice is reported after every round with the number of clicks.  The baseline
+gets the same treatment from its own errors (positive clicks become extra seeds; region growing
+has no use for negative ones).
 """
 
 from __future__ import annotations
@@ -15,12 +20,12 @@ from scipy import ndimage
 from ..core.engine import PropagationOptions, VolumeSession
 from .validation import middle_slice_box
 
-PROTOCOLS = ("box", "point")
+PROTOCOLS = ("box", "point", "corrector")
 NSD_TOLERANCE_MM = 2.0
 
 
 def prompt_for(labels: np.ndarray, label: int, protocol: str) -> dict:
-    prompts = middle_slice_box(labels, label)
+    prompts = middle_slice_box(labels, label)  # also the corrector's first prompt
     if protocol == "point":
         middle = prompts["objects"][0]["boxes"][0]["corner1"][2]
         depth = ndimage.distance_transform_edt(labels[middle] == label)
@@ -50,25 +55,70 @@ def engine_mask(model, volume, labels, label, protocol, axis="k", window="auto")
     return result.labelmap == label
 
 
-def region_growing_mask(volume, labels, label) -> np.ndarray:
-    """The classical baseline: confidence-connected growing from the prompt's box centre."""
+def region_growing_mask(volume, labels, label, extra_seeds=()) -> np.ndarray:
+    """The classical baseline: confidence-connected growing from the prompt's box centre
+    (and any further seed voxels (i, j, k))."""
     import SimpleITK as sitk
 
     box = middle_slice_box(labels, label)["objects"][0]["boxes"][0]
     seed = [int(round((a + b) / 2)) for a, b in zip(box["corner1"], box["corner2"])]
     image = sitk.GetImageFromArray(np.asarray(volume.array, dtype=np.float32))
-    grown = sitk.ConfidenceConnected(image, seedList=[tuple(seed)], numberOfIterations=2, multiplier=2.0,
-                                     initialNeighborhoodRadius=1, replaceValue=1)
+    grown = sitk.ConfidenceConnected(image, seedList=[tuple(seed), *map(tuple, extra_seeds)], numberOfIterations=2,
+                                     multiplier=2.0, initialNeighborhoodRadius=1, replaceValue=1)
     return sitk.GetArrayFromImage(grown).astype(bool)
 
 
-def evaluate(model, cases, protocol="box") -> list[dict]:
-    """[{case, method, dice, hd95, nsd}] for the engine and the baseline on every labelled object."""
+def corrective_click(prediction: np.ndarray, truth: np.ndarray):
+    """The click a user would make: on the slice with the most wrong voxels, in its largest
+    error region (missed -> positive, leaked -> negative), at the pixel deepest inside it;
+    None when nothing is wrong."""
+    wrong = prediction != truth
+    if not wrong.any():
+        return None
+    k = int(np.argmax(wrong.sum(axis=(1, 2))))
+    regions, count = ndimage.label(wrong[k])
+    largest = 1 + int(np.argmax(ndimage.sum(np.ones_like(regions), regions, range(1, count + 1))))
+    depth = ndimage.distance_transform_edt(regions == largest)
+    j, i = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    return {"position": [int(i), int(j), k], "positive": bool(truth[k, j, i])}
+
+
+def corrector_rounds(model, volume, labels, label, rounds: int) -> dict:
+    """Dice after the box and after each corrective round, for the engine and the baseline."""
+    truth = labels == label
+    session = VolumeSession(model, volume, axis="k")
+    prompts = middle_slice_box(labels, label)
+    result = session.propagate(prompts, PropagationOptions())
+    engine, clicks = [result.labelmap == label], []
+    baseline, seeds = [region_growing_mask(volume, labels, label)], []
+    for _ in range(rounds):
+        click = corrective_click(engine[-1], truth)
+        if click is not None:
+            prompts["objects"][0].setdefault("points", []).append(click)
+            clicks.append(click)
+            result = session.propagate(prompts, PropagationOptions(), previous=result)
+        engine.append(result.labelmap == label)
+        grow = corrective_click(baseline[-1], truth)
+        if grow is not None and grow["positive"]:
+            seeds.append(grow["position"])
+        baseline.append(region_growing_mask(volume, labels, label, seeds))
+    return {"engine": (engine, len(clicks)), "region growing": (baseline, len(seeds))}
+
+
+def evaluate(model, cases, protocol="box", rounds: int = 3) -> list[dict]:
+    """[{case, method, dice, hd95, nsd}] for the engine and the baseline on every labelled object;
+    the corrector adds ``dice_rounds`` (after the box, then each round) and ``clicks``."""
     rows = []
     for name, volume, labels in cases:
         spacing_kji = tuple(float(s) for s in volume.spacing[::-1])
         for label in [int(v) for v in np.unique(labels) if v > 0]:
             truth = labels == label
+            if protocol == "corrector":
+                for method, (masks, clicks) in corrector_rounds(model, volume, labels, label, rounds).items():
+                    rows.append({"case": f"{name}:{label}", "method": method, **scores(masks[-1], truth, spacing_kji),
+                                 "dice_rounds": [scores(m, truth, spacing_kji)["dice"] for m in masks],
+                                 "clicks": clicks})
+                continue
             for method, mask in (("engine", engine_mask(model, volume, labels, label, protocol)),
                                  ("region growing", region_growing_mask(volume, labels, label))):
                 rows.append({"case": f"{name}:{label}", "method": method, **scores(mask, truth, spacing_kji)})

@@ -11,27 +11,46 @@ import numpy as np
 from scipy import ndimage
 
 from ..core.volume import Volume
+from ..errors import SegmentWithSAM2Error
 
 
-def synthetic_volume(rng: np.random.Generator, shape_kji=(32, 96, 96), objects=2, modality="CT"):
-    """(Volume, labels uint8 [k, j, i]) with ``objects`` labelled structures (1..objects)."""
+def synthetic_volume(rng: np.random.Generator, shape_kji=(32, 96, 96), objects=2, modality="CT", shapes=None):
+    """(Volume, labels uint8 [k, j, i]) with ``objects`` labelled structures (1..objects).
+
+    ``shapes``: names from SHAPES to draw from uniformly; None is the default mix (blobs 70 %,
+    tubes 30 %), the one the shipped micro model was trained on.
+    """
     grid = np.indices(shape_kji, dtype=np.float32)
     labels = np.zeros(shape_kji, dtype=np.uint8)
     for label in range(1, objects + 1):
-        shape = _blob(grid, shape_kji, rng) if rng.random() < 0.7 else _tube(grid, shape_kji, rng)
+        if shapes is None:
+            shape = _blob(grid, shape_kji, rng) if rng.random() < 0.7 else _tube(grid, shape_kji, rng)
+        else:
+            shape = SHAPES[shapes[int(rng.integers(len(shapes)))]](grid, shape_kji, rng)
         labels[shape & (labels == 0)] = label
     background = ndimage.gaussian_filter(rng.normal(0, 1, shape_kji).astype(np.float32), sigma=rng.uniform(1, 3))
     contrast = rng.uniform(0.6, 1.6, objects + 1)
     if modality == "CT":
-        levels = np.concatenate([[rng.uniform(-50, 60)], rng.uniform(-80, 250, objects)])
+        levels = _levels(rng.uniform(-50, 60), objects, (-80, 250), 45, rng)
         values = levels[labels] + 25 * background * contrast[labels] + rng.normal(0, rng.uniform(5, 20), shape_kji)
     else:
-        levels = np.concatenate([[rng.uniform(200, 500)], rng.uniform(100, 1200, objects)])
+        levels = _levels(rng.uniform(200, 500), objects, (100, 1200), 150, rng)
         bias = 1 + 0.2 * np.sin(grid[2] / shape_kji[2] * np.pi * rng.uniform(0.5, 2))
         values = (levels[labels] + 60 * background * contrast[labels]) * bias + rng.normal(0, 15, shape_kji)
     spacing = (rng.uniform(0.5, 1.2), rng.uniform(0.5, 1.2), rng.uniform(1.0, 3.0))
     volume = Volume(values.astype(np.float32), np.diag([*spacing, 1.0]), {"modality": modality})
     return volume, labels
+
+
+def _levels(background, objects, span, separation, rng):
+    """Background level first, then one per object, each at least ``separation`` from the
+    background: an object drawn at the background's level is invisible and teaches nothing."""
+    levels = [background]
+    while len(levels) <= objects:
+        level = rng.uniform(*span)
+        if abs(level - background) >= separation:
+            levels.append(level)
+    return np.array(levels)
 
 
 def _blob(grid, shape, rng):
@@ -49,3 +68,26 @@ def _tube(grid, shape, rng):
     ci = shape[2] * (0.3 + 0.4 * rng.random() + 0.1 * np.cos(2 * t))
     radius = rng.uniform(0.05, 0.1) * shape[1]
     return ((grid[1] - cj) ** 2 + (grid[2] - ci) ** 2 <= radius ** 2) & (grid[0] >= k0) & (grid[0] <= k1)
+
+
+def _shell(grid, shape, rng):
+    """The wall of a hollow organ (a bladder, a cyst): a deformed ellipsoidal shell whose inside
+    stays at the background's intensity and is not part of the object."""
+    centre = [rng.uniform(0.4, 0.6) * n for n in shape]
+    radii = [rng.uniform(0.25, 0.35) * shape[0]] + [rng.uniform(0.18, 0.28) * n for n in shape[1:]]
+    r = sum(((g - c) / rr) ** 2 for g, c, rr in zip(grid, centre, radii))
+    return (r <= 1.0) & (r >= rng.uniform(0.45, 0.6))
+
+
+SHAPES = {"blob": _blob, "tube": _tube, "shell": _shell}
+
+
+def parse_shapes(text: str | None):
+    """'blob,shell' -> ("blob", "shell"); None keeps the default mix."""
+    if not text:
+        return None
+    shapes = tuple(part.strip() for part in text.split(","))
+    unknown = [s for s in shapes if s not in SHAPES]
+    if unknown:
+        raise SegmentWithSAM2Error(f"unknown synthetic shape(s) {unknown}; use {', '.join(SHAPES)}")
+    return shapes

@@ -3,6 +3,7 @@ AdamW with warm-up and cosine decay, resumable checkpoints, a validation Dice pe
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -24,10 +25,11 @@ class TrainSettings:
     warmup: int = 50
     checkpoint_every: int = 200
     seed: int = 0
+    autocast: object = None  # a context factory (LoadedModel.autocast): bf16 where the hardware has it
 
 
 def clip_loss(model, clip) -> torch.Tensor:
-    """Track one clip: frame 0 conditioned on its prompt, the rest from memory."""
+    """Track one clip: frame 0 conditioned on its prompt, the rest from memory (the loss in fp32)."""
     size = model.image_size
     backbone = model.forward_image(clip.frames)
     _, feats, pos, feat_sizes = model._prepare_backbone_features(backbone)
@@ -49,7 +51,7 @@ def clip_loss(model, clip) -> torch.Tensor:
         outputs["cond_frame_outputs" if t == 0 else "non_cond_frame_outputs"][t] = out
         if masks is None:
             high_multi = F.interpolate(high_multi, size=(size, size), mode="bilinear", align_corners=False)
-            total = total + frame_loss(high_multi, ious, object_score, clip.masks[t])
+            total = total + frame_loss(high_multi.float(), ious.float(), object_score.float(), clip.masks[t])
     return total / len(clip.frames)
 
 
@@ -75,7 +77,8 @@ def train(model, next_clip, settings: TrainSettings, output: Path, validate=None
             continue
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, settings)
-        loss = clip_loss(model, clip)
+        with settings.autocast() if settings.autocast else contextlib.nullcontext():
+            loss = clip_loss(model, clip)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -1,0 +1,70 @@
+"""Evaluation on the five real patient scans of the pyradiomics 3.0.1 source archive
+(brain1/2 and breast1 MRI, lung1/2 CT, each with a tumour mask).  Evaluation only: these cases
+are never used for training.
+
+    python Testing/benchmarks/pyradiomics_cases.py [--model micro] [--protocols box,point,corrector]
+
+The archive (34 MB) comes from PyPI through pip, is checked against its SHA-256 and cached;
+results go to Testing/benchmarks/results/pyradiomics-<model>-<protocol>.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from SegmentWithSAM2Lib.cli import main as cli
+from SegmentWithSAM2Lib.core.registry import cache_dir
+
+ARCHIVE = "pyradiomics-3.0.1.tar.gz"
+SHA256 = "47c57f441d6cb7973fa3b2ea48d3948df78e3348e1c69e1e2ff19001601fc2f5"
+CASES = ("brain1", "brain2", "breast1", "lung1", "lung2")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def cases_list(folder: Path) -> Path:
+    """Fetch (once) and unpack the cases; returns a list file for ``evaluate --data``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = folder / ARCHIVE
+    if not archive.is_file():
+        subprocess.run([sys.executable, "-m", "pip", "download", "pyradiomics==3.0.1", "--no-deps",
+                        "--no-binary", ":all:", "--dest", str(folder)], check=True)
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    if digest != SHA256:
+        archive.unlink()
+        raise SystemExit(f"{ARCHIVE}: SHA-256 {digest}, expected {SHA256}; deleted, run again")
+    names = [f"{case}_{part}.nrrd" for case in CASES for part in ("image", "label")]
+    with tarfile.open(archive) as tar:
+        for name in names:
+            if not (folder / name).is_file():
+                member = tar.getmember(f"pyradiomics-3.0.1/data/{name}")
+                (folder / name).write_bytes(tar.extractfile(member).read())
+    listing = folder / "cases.txt"
+    listing.write_text("".join(f"{case}_image.nrrd {case}_label.nrrd\n" for case in CASES))
+    return listing
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="micro")
+    parser.add_argument("--protocols", default="box,point,corrector")
+    parser.add_argument("--rounds", default="3")
+    parser.add_argument("--cache", type=Path, default=cache_dir() / "pyradiomics-3.0.1")
+    args = parser.parse_args(argv)
+    listing = cases_list(args.cache)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for protocol in args.protocols.split(","):
+        report = RESULTS / f"pyradiomics-{args.model}-{protocol}.json"
+        status = cli(["evaluate", "--data", str(listing), "--model", args.model, "--protocol", protocol,
+                      "--rounds", args.rounds, "--report", str(report)])
+        if status:
+            return status
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
