@@ -168,7 +168,8 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if thisSliceOnly:  # a 2D preview: the prompted slice alone
             here = self.currentSliceIndex()
             options["sliceRange"] = (here, here)
-        # fromThisSlice: the correction placed on this slice is one more conditioning frame of the re-run
+        # fromThisSlice: clicks placed on this slice correct the last result's mask there, then re-run
+        options["correct"] = fromThisSlice
         with slicer.util.tryWithErrorDisplay(_("Could not start segmentation."), waitCursor=True):
             self._startJob(self.logic.startSegment(p, options, self._maskPrompts))
 
@@ -224,6 +225,7 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
         ScriptedLoadableModuleLogic.__init__(self)
         self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="SegmentWithSAM2")
         self._models = {}
+        self._last = None  # (inputs key, result) of the last segmentation, for corrections
 
     def getParameterNode(self):
         return SegmentWithSAM2ParameterNode(super().getParameterNode())
@@ -292,6 +294,9 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
         job = SegmentWithSAM2Job(_("Segmentation"), self.finishSegment)
         job.context = {"volumeNode": p.inputVolume, "segmentationNode": p.segmentation, "prompts": prompts,
                        "overlap": p.overlap}
+        # a correction refines the last result only if it was made on the same inputs
+        key = (p.inputVolume.GetID(), window, p.axis, p.model, p.checkpoint)
+        previous = self._last[1] if options.get("correct") and self._last and self._last[0] == key else None
 
         def work():
             model = self.loadModel(p.model, p.checkpoint, p.device)
@@ -299,8 +304,10 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
                               slice_range=options.get("sliceRange"), auto_stop=p.autoStop,
                               postprocess=p.postprocess, should_cancel=job.cancel.is_set,
                               on_progress=lambda done, total, index, direction: setattr(
-                                  job, "progress", (done, total, f"{direction} slice {index}: {done} of {total}")))
+                                  job, "progress", (done, total, f"{direction} slice {index}: {done} of {total}")),
+                              previous=previous)
 
+        job.context["key"] = key
         job.future = self._worker.submit(work)
         return job
 
@@ -310,6 +317,7 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
 
         result = job.future.result()
         c = job.context
+        self._last = (c["key"], result)
         if c["segmentationNode"] is None:
             c["segmentationNode"] = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
         ids = write_segments(result, c["volumeNode"], c["segmentationNode"], c["prompts"], overlap=c["overlap"])

@@ -43,3 +43,27 @@ class ByteProgressBar:
     def __exit__(self, *exc):
         self._bar.close()
         return False
+
+
+class StepProgressBar:
+    """Training steps with the running loss; Ctrl-C stops, and a rerun resumes from last.pt."""
+
+    def __enter__(self):
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=1, unit="step", file=sys.stderr, dynamic_ncols=True, desc="training")
+        return self
+
+    def update(self, step: int, total: int, loss: float) -> None:
+        self._bar.total = total
+        self._bar.n = step
+        self._bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+        self._bar.refresh()
+
+    def write(self, line: str) -> None:
+        """A log line above the bar (on stdout)."""
+        self._bar.write(line, file=sys.stdout)
+
+    def __exit__(self, *exc):
+        self._bar.close()
+        return False

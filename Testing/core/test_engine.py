@@ -114,3 +114,20 @@ def test_mask_prompt_lands_back_on_its_voxels_through_an_oblique_grid(medsam2_ra
         prompts = {"space": "IJK", "objects": [{"masks": [{"slice": s, "mask": mask}]}]}
         result = session.propagate(prompts, options(slice_range=(s, s), postprocess=None))
         np.testing.assert_array_equal(result.labelmap.astype(bool), mask, err_msg=axis)
+
+
+def test_a_correction_refines_only_the_slices_whose_prompts_changed(medsam2_random, volume):
+    session = VolumeSession(medsam2_random, volume, window="0,200")
+    first = session.propagate(point_on(5), options())
+    assert set(first.low_res) == {(1, s) for s in range(SLICES)}
+    again = session.propagate(point_on(5), options(), previous=first)
+    np.testing.assert_array_equal(again.labelmap, first.labelmap)  # nothing changed, nothing refined
+
+    corrected_prompts = point_on(5)
+    corrected_prompts["objects"][0]["points"].append({"position": [10, 12, 8], "positive": False})
+    fresh = session.propagate(corrected_prompts, options())
+    corrected = session.propagate(corrected_prompts, options(), previous=first)
+    # slice 8 started from its earlier mask (sam2's mask input next to the click), so it differs
+    # from a fresh start; the untouched prompt on slice 5 is conditioned exactly as before
+    assert not np.array_equal(corrected.labelmap[8], fresh.labelmap[8])
+    np.testing.assert_array_equal(corrected.labelmap[5], fresh.labelmap[5])

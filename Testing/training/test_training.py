@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from SegmentWithSAM2Lib.cli import main
 from SegmentWithSAM2Lib.core.adapters import load_adapter
@@ -144,3 +145,57 @@ def test_zoom_scales_frames_and_masks_together():
     zoomed_image, zoomed_mask = _zoom([image, mask], 1.5)
     assert (zoomed_mask >= 0.5).sum() == pytest.approx(16 * 16 * 1.5 ** 2, rel=0.1)
     torch.testing.assert_close(zoomed_image[:, 0], zoomed_mask[:, 0])
+
+
+def test_shell_structures_are_hollow_and_unknown_shapes_are_refused():
+    from SegmentWithSAM2Lib.errors import SegmentWithSAM2Error
+    from SegmentWithSAM2Lib.training.synthetic import parse_shapes
+
+    assert parse_shapes("shell") == ("shell",) and parse_shapes(None) is None
+    with pytest.raises(SegmentWithSAM2Error, match=r"unknown synthetic shape\(s\) \['disc'\]"):
+        parse_shapes("blob,disc")
+    _, labels = synthetic_volume(np.random.default_rng(4), (24, 64, 64), objects=1, shapes=("shell",))
+    wall = labels == 1
+    middle = wall[12]
+    filled = ndimage.binary_fill_holes(middle)
+    assert middle.sum() > 50 and (filled & ~middle).sum() > 0.2 * filled.sum()  # a ring around a hollow inside
+
+
+def test_corrective_clicks_come_from_the_error_with_its_sign():
+    from SegmentWithSAM2Lib.training.trainer import _error_click
+
+    target = torch.zeros(32, 32)
+    target[8:24, 8:24] = 1
+    prediction = torch.full((1, 1, 32, 32), -5.0)
+    prediction[..., 8:24, 8:16] = 5.0  # the right half is missed
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        (coords, label) = _error_click(prediction, target, rng)
+        x, y = coords[0, 0].int().tolist()
+        assert 16 <= x < 24 and 8 <= y < 24 and label.item() == 1
+    prediction[..., 8:24, 16:24] = 5.0
+    prediction[..., 0:4, 0:4] = 5.0  # a leak in the corner
+    coords, label = _error_click(prediction, target, rng)
+    assert coords[0, 0].max() < 4 and label.item() == 0
+    prediction[..., 0:4, 0:4] = -5.0
+    assert _error_click(prediction, target, rng) is None
+
+
+def test_training_with_corrective_clicks_runs_a_step():
+    torch.manual_seed(0)
+    model = build_predictor(resolve_config(MICRO)).train()
+    rng = np.random.default_rng(0)
+    volume, labels = synthetic_volume(rng, (12, 48, 48), objects=1)
+    clip = sample_clip(volume, labels, 1, 2, 256, rng)
+    clip.prompt = {"points": np.array([[128.0, 128.0]], np.float32), "labels": np.array([1])}
+
+    class Always:  # corrections drawn: 3 rounds
+        def random(self):
+            return 0.9
+
+        def integers(self, low, high=None):
+            return high - 1 if high is not None else int(np.random.default_rng(0).integers(low))
+
+    loss = clip_loss(model, clip, Always())
+    loss.backward()
+    assert torch.isfinite(loss) and model.sam_mask_decoder.iou_prediction_head.layers[0].weight.grad is not None

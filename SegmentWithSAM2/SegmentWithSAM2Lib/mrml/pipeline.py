@@ -51,11 +51,13 @@ def read_inputs(volume_node, window="display"):
 
 
 def run_engine(model, volume, prompts, *, window, axis="auto", direction="both", slice_range=None,
-               auto_stop=True, postprocess=True, on_progress=None, should_cancel=None):
-    """The model work; touches no MRML node, so it may run on a worker thread."""
+               auto_stop=True, postprocess=True, on_progress=None, should_cancel=None, previous=None):
+    """The model work; touches no MRML node, so it may run on a worker thread.  ``previous``: the
+    last result on the same volume, window and axis; changed prompts then correct its masks."""
     session = VolumeSession(model, volume, axis=axis, window=window)
     options = PropagationOptions(direction, slice_range, auto_stop, 3, PostProcess() if postprocess else None)
-    return session.propagate(prompts, options, on_progress=on_progress, should_cancel=should_cancel)
+    return session.propagate(prompts, options, on_progress=on_progress, should_cancel=should_cancel,
+                             previous=previous)
 
 
 def write_segments(result, volume_node, segmentation_node, prompts, segment_ids=None, overlap="overwrite") -> list[str]:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import SegmentWithSAM2Error
+from ..progress import StepProgressBar
 from .clips import sample_clip
 from .datasets import parse_labels, read_pairs
 from .synthetic import parse_shapes, synthetic_volume
@@ -61,9 +62,10 @@ def run_training(args) -> int:
     output = Path(args.output)
     settings = TrainSettings(steps=args.steps, clip_length=args.clip_length, lr=args.lr, seed=args.seed,
                              checkpoint_every=max(1, min(200, args.steps)), autocast=model.autocast)
-    with open(output.mkdir(parents=True, exist_ok=True) or output / "train.log", "a") as log:
-        train(predictor, next_clip, settings, output, log=lambda line: print(line, file=log, flush=True) or print(line),
-              parameters=parameters, validate=validate)
+    with open(output.mkdir(parents=True, exist_ok=True) or output / "train.log", "a") as log, \
+            StepProgressBar() as bar:
+        train(predictor, next_clip, settings, output, parameters=parameters, validate=validate, on_step=bar.update,
+              log=lambda line: print(line, file=log, flush=True) or bar.write(line))
     if adapter is not None:
         save_adapter(_detach(predictor, adapter), output / "adapter")
     else:

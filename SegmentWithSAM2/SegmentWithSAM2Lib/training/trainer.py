@@ -28,31 +28,65 @@ class TrainSettings:
     autocast: object = None  # a context factory (LoadedModel.autocast): bf16 where the hardware has it
 
 
-def clip_loss(model, clip) -> torch.Tensor:
-    """Track one clip: frame 0 conditioned on its prompt, the rest from memory (the loss in fp32)."""
+def clip_loss(model, clip, rng=None) -> torch.Tensor:
+    """Track one clip: frame 0 conditioned on its prompt, the rest from memory (the loss in fp32).
+
+    With ``rng``, a clicked first frame sometimes gets corrective clicks as in SAM2's training:
+    a click sampled from the current error (positive where missed, negative where leaked) is
+    added and the frame predicted again from its previous logits, a loss on every prediction.
+    """
     size = model.image_size
     backbone = model.forward_image(clip.frames)
     _, feats, pos, feat_sizes = model._prepare_backbone_features(backbone)
     outputs = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
-    total = 0.0
+    total, terms = 0.0, 0
     for t in range(len(clip.frames)):
-        points = masks = None
+        points = masks = previous = None
         if t == 0 and "mask" in clip.prompt:
             masks = torch.as_tensor(clip.prompt["mask"])[None, None]
         elif t == 0:
             points = {"point_coords": torch.as_tensor(clip.prompt["points"])[None],
                       "point_labels": torch.as_tensor(clip.prompt["labels"], dtype=torch.int32)[None]}
+        corrections = _corrections(rng) if points is not None else 0
         frame_feats, frame_pos = [x[:, t:t + 1] for x in feats], [x[:, t:t + 1] for x in pos]
-        out, sam, _, _ = model._track_step(t, t == 0, frame_feats, frame_pos, feat_sizes, points, masks, outputs,
-                                           len(clip.frames), False, None)
-        _, high_multi, ious, low_res, high_res, obj_ptr, object_score = sam
+        for round_ in range(corrections + 1):
+            out, sam, _, _ = model._track_step(t, t == 0, frame_feats, frame_pos, feat_sizes, points, masks, outputs,
+                                               len(clip.frames), False, previous)
+            _, high_multi, ious, low_res, high_res, obj_ptr, object_score = sam
+            if masks is None:
+                high_multi = F.interpolate(high_multi, size=(size, size), mode="bilinear", align_corners=False)
+                total = total + frame_loss(high_multi.float(), ious.float(), object_score.float(), clip.masks[t])
+                terms += 1
+            click = _error_click(high_res, clip.masks[t], rng) if round_ < corrections else None
+            if click is None:
+                break
+            points = {"point_coords": torch.cat([points["point_coords"], click[0]], 1),
+                      "point_labels": torch.cat([points["point_labels"], click[1]], 1)}
+            previous = low_res.detach().clamp(-32.0, 32.0)
         out.update(pred_masks=low_res, pred_masks_high_res=high_res, obj_ptr=obj_ptr)
         model._encode_memory_in_output(frame_feats, feat_sizes, points, True, high_res, object_score, out)
         outputs["cond_frame_outputs" if t == 0 else "non_cond_frame_outputs"][t] = out
-        if masks is None:
-            high_multi = F.interpolate(high_multi, size=(size, size), mode="bilinear", align_corners=False)
-            total = total + frame_loss(high_multi.float(), ious.float(), object_score.float(), clip.masks[t])
-    return total / len(clip.frames)
+    return total / max(terms, 1)
+
+
+def _corrections(rng) -> int:
+    """How many corrective clicks a clicked first frame gets: none half the time, else 1-3."""
+    if rng is None or rng.random() < 0.5:
+        return 0
+    return int(rng.integers(1, 4))
+
+
+def _error_click(high_res, target, rng):
+    """A click uniformly from the error region: ((1, 1, 2) x,y coordinates, (1, 1) label) or None."""
+    predicted = (high_res[0, 0] > 0).detach().cpu()
+    truth = target > 0.5
+    rows, cols = torch.nonzero(predicted != truth, as_tuple=True)
+    if rows.numel() == 0:
+        return None
+    pick = int(rng.integers(rows.numel()))
+    row, col = int(rows[pick]), int(cols[pick])
+    coords = torch.tensor([[[col, row]]], dtype=torch.float32)
+    return coords, torch.tensor([[int(truth[row, col])]], dtype=torch.int32)
 
 
 def lr_at(step: int, settings: TrainSettings) -> float:
@@ -62,9 +96,11 @@ def lr_at(step: int, settings: TrainSettings) -> float:
     return settings.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def train(model, next_clip, settings: TrainSettings, output: Path, validate=None, log=print, parameters=None):
+def train(model, next_clip, settings: TrainSettings, output: Path, validate=None, log=print, parameters=None,
+          on_step=None):
     """Optimise ``parameters`` (default: all) on clips from ``next_clip(rng)``; resumes from
-    ``output/last.pt`` if present and writes it every ``checkpoint_every`` steps."""
+    ``output/last.pt`` if present and writes it every ``checkpoint_every`` steps;
+    ``on_step(step, steps, loss)`` after every step."""
     output.mkdir(parents=True, exist_ok=True)
     params = [p for p in (parameters or model.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
@@ -78,13 +114,15 @@ def train(model, next_clip, settings: TrainSettings, output: Path, validate=None
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, settings)
         with settings.autocast() if settings.autocast else contextlib.nullcontext():
-            loss = clip_loss(model, clip)
+            loss = clip_loss(model, clip, rng)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         step += 1
         recent.append(loss.item())
+        if on_step is not None:
+            on_step(step, settings.steps, recent[-1])
         if step % settings.checkpoint_every == 0 or step == settings.steps:
             message = f"step {step}/{settings.steps} loss {np.mean(recent):.4f} {time.perf_counter() - started:.0f} s"
             if validate is not None:

@@ -1,0 +1,101 @@
+"""Behaviour of the shipped ``micro`` weights (model_zoo/micro/) on volumes generated here, never
+seen in training: following an object, stopping at its end, a negative click removing a leak,
+two objects keeping their labels.  micro is a demonstration and test model, not for clinical use."""
+
+import numpy as np
+import pytest
+
+from SegmentWithSAM2Lib.core.engine import PropagationOptions, VolumeSession
+from SegmentWithSAM2Lib.core.model import load_model
+from SegmentWithSAM2Lib.core.volume import Volume
+from SegmentWithSAM2Lib.samples import dice
+from SegmentWithSAM2Lib.training.validation import middle_slice_box
+
+SHAPE = (80, 128, 128)  # k, j, i
+SPACING = (0.8, 0.8, 2.0)  # i, j, k (mm)
+
+
+@pytest.fixture(scope="module")
+def micro():
+    return load_model("micro", device="cpu", precision="fp32")
+
+
+def ct_volume(labels, levels, seed):
+    """CT-like HU: soft tissue at 40 with texture and noise, each label at its own level."""
+    rng = np.random.default_rng(seed)
+    values = np.asarray(levels, dtype=np.float32)[labels] + rng.normal(0, 12, labels.shape).astype(np.float32)
+    return Volume(values, np.diag([*SPACING, 1.0]), {"modality": "CT"})
+
+
+def ellipsoid(centre_kji, radii_kji):
+    grid = np.indices(SHAPE, dtype=np.float32)
+    return sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre_kji, radii_kji)) <= 1.0
+
+
+def box_prompts(labels, *label_values):
+    objects = [middle_slice_box(labels, v)["objects"][0] for v in label_values]
+    return {"space": "IJK", "objects": objects}
+
+
+def extent(mask):
+    ks = np.nonzero(mask.any(axis=(1, 2)))[0]
+    return int(ks.min()), int(ks.max())
+
+
+@pytest.fixture(scope="module")
+def ellipsoid_case():
+    """One ellipsoid spanning 30 slices (25..54) of 80."""
+    labels = ellipsoid((39.5, 64, 60), (15.2, 26, 20)).astype(np.uint8)
+    assert extent(labels) == (25, 54)
+    return ct_volume(labels, [40, 160], seed=101), labels
+
+
+def test_one_box_follows_an_ellipsoid_through_30_slices(micro, ellipsoid_case):
+    volume, labels = ellipsoid_case
+    result = VolumeSession(micro, volume, axis="k").propagate(box_prompts(labels, 1), PropagationOptions())
+    score = dice(result.labelmap == 1, labels == 1)
+    assert score >= 0.85, score
+
+
+def test_auto_stop_ends_within_three_slices_past_the_object(micro, ellipsoid_case):
+    volume, labels = ellipsoid_case
+    session = VolumeSession(micro, volume, axis="k")
+    stopped = session.propagate(box_prompts(labels, 1), PropagationOptions(auto_stop=True))
+    everything = session.propagate(box_prompts(labels, 1), PropagationOptions(auto_stop=False))
+    first, last = extent(labels)
+    middle = (first + last) // 2
+    # forward covers middle..last + at most 3, backward middle..first - at most 3
+    assert stopped.slices_processed["forward"] <= last - middle + 1 + 3
+    assert stopped.slices_processed["backward"] <= middle - first + 1 + 3
+    assert everything.slices_processed == {"forward": SHAPE[0] - middle, "backward": middle + 1}
+    assert not stopped.labelmap[:first].any() and not stopped.labelmap[last + 1:].any()
+
+
+def test_a_negative_click_removes_a_leak_on_its_slice(micro):
+    """Two touching lobes of the same intensity: a click on one lobe takes both; a negative click
+    on the other lobe, on a propagated slice, removes it there while the first lobe stays."""
+    lobe_a = ellipsoid((40, 64, 46), (12, 18, 16))
+    lobe_b = ellipsoid((40, 64, 80), (12, 18, 16))
+    truth = lobe_a.astype(np.uint8)
+    volume = ct_volume((lobe_a | lobe_b).astype(np.uint8), [40, 170], seed=202)
+    session = VolumeSession(micro, volume, axis="k")
+    clicked = {"space": "IJK", "objects": [{"label": 1, "points": [{"position": [46, 64, 40], "positive": True}]}]}
+    before = session.propagate(clicked, PropagationOptions())
+    k = 44
+    leak = (before.labelmap[k] == 1) & lobe_b[k]
+    assert leak.sum() > 0.3 * lobe_b[k].sum(), "precondition: the click alone leaks into the other lobe"
+    clicked["objects"][0]["points"].append({"position": [80, 64, k], "positive": False})
+    after = session.propagate(clicked, PropagationOptions(), previous=before)
+    assert ((after.labelmap[k] == 1) & lobe_b[k]).sum() < 0.1 * leak.sum()
+    assert dice(after.labelmap[k] == 1, truth[k] == 1) >= 0.8
+
+
+def test_two_objects_prompted_together_keep_their_own_labels(micro):
+    labels = np.zeros(SHAPE, np.uint8)
+    labels[ellipsoid((30, 50, 40), (10, 18, 14))] = 1
+    labels[ellipsoid((46, 80, 88), (12, 16, 18))] = 2
+    volume = ct_volume(labels, [40, 150, -60], seed=303)
+    result = VolumeSession(micro, volume, axis="k").propagate(box_prompts(labels, 1, 2), PropagationOptions())
+    for label in (1, 2):
+        score = dice(result.labelmap == label, labels == label)
+        assert score >= 0.8, (label, score)
