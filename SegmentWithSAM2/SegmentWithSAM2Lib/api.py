@@ -47,12 +47,16 @@ def to_volume(image) -> Volume:
 
 def segment(model, image, prompts, *, axis="auto", window="auto", direction="both", slice_range=None,
             auto_stop=True, stop_after=3, postprocess: PostProcess | None = PostProcess(),
-            on_progress=None, should_cancel=None) -> SegmentationResult:
-    """Segment one volume; ``prompts`` has the prompt file's structure (see the README)."""
+            on_progress=None, should_cancel=None, previous: SegmentationResult | None = None) -> SegmentationResult:
+    """Segment one volume; ``prompts`` has the prompt file's structure (see the README).
+
+    ``previous``: an earlier result on the same image, window and axis; clicks added or changed on
+    a slice then correct that slice's earlier mask (sam2's interactive refinement)."""
     volume = to_volume(image)
     session = VolumeSession(model, volume, axis=axis, window=window)
     options = PropagationOptions(direction, slice_range, auto_stop, stop_after, postprocess)
-    return session.propagate(prompts, options, on_progress=on_progress, should_cancel=should_cancel)
+    return session.propagate(prompts, options, on_progress=on_progress, should_cancel=should_cancel,
+                             previous=previous)
 
 
 def write_result(result: SegmentationResult, path) -> None:

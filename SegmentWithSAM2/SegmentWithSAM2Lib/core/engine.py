@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import Cancelled, SegmentWithSAM2Error
+from .features import DEFAULT_BUDGET_MB, CachedState, FeatureCache
 from .frames import FrameSequence
 from .geometry import plan_slices
 from .inplane import InPlaneMap
@@ -51,8 +52,10 @@ class SegmentationResult:
 
 
 class VolumeSession:
-    def __init__(self, model: LoadedModel, volume: Volume, axis: str = "auto", window="auto"):
+    def __init__(self, model: LoadedModel, volume: Volume, axis: str = "auto", window="auto",
+                 feature_budget_mb: float = DEFAULT_BUDGET_MB):
         self.model, self.volume = model, volume
+        self.features = FeatureCache(feature_budget_mb)
         self.plan = plan_slices(volume, axis)
         self.window = window if isinstance(window, Window) else resolve_window(window, volume.array, volume.metadata)
         self.inplane = InPlaneMap.fit(self.plan.slice_shape, self.plan.pixel_spacing, model.image_size)
@@ -146,7 +149,8 @@ class _Run:
     def one_pass(self, name, start, stop):
         session = self.session
         predictor = session.model.predictor
-        state = new_state(session.frames, session.model.image_size, session.model.device)
+        state = CachedState(new_state(session.frames, session.model.image_size, session.model.device),
+                            session.features)
         condition(predictor, state, self.objects, self.earlier)
         absent = 0
         for index, logits, present in track(predictor, state, start, stop):

@@ -1,0 +1,48 @@
+"""The session's feature cache: every slice's image features computed once and reused, exactly,
+within a memory budget."""
+
+import numpy as np
+import torch
+
+from SegmentWithSAM2Lib.core.engine import PropagationOptions, VolumeSession
+from SegmentWithSAM2Lib.core.features import FeatureCache
+from SegmentWithSAM2Lib.core.volume import Volume
+
+SLICES = 6
+
+
+def volume():
+    rng = np.random.default_rng(11)
+    return Volume(rng.normal(40, 30, (SLICES, 48, 40)).astype(np.float32), np.diag([0.8, 0.8, 2.0, 1.0]))
+
+
+def prompts(k=2, extra=None):
+    points = [{"position": [20, 24, k], "positive": True}] + (extra or [])
+    return {"space": "IJK", "objects": [{"label": 1, "points": points}]}
+
+
+def test_each_slice_is_encoded_once_and_reuse_gives_identical_masks(medsam2_random, monkeypatch):
+    session = VolumeSession(medsam2_random, volume(), window="0,200")
+    encoded = []
+    original = medsam2_random.predictor.forward_image
+    monkeypatch.setattr(medsam2_random.predictor, "forward_image", lambda img: encoded.append(1) or original(img))
+    options = PropagationOptions(auto_stop=False)
+    first = session.propagate(prompts(), options)
+    assert len(encoded) == SLICES  # the prompted slice is shared by both directions
+    again = session.propagate(prompts(), options)
+    assert len(encoded) == SLICES and session.features.misses == SLICES
+    np.testing.assert_array_equal(again.labelmap, first.labelmap)
+    fresh = VolumeSession(medsam2_random, volume(), window="0,200").propagate(prompts(), options)
+    np.testing.assert_array_equal(fresh.labelmap, first.labelmap)  # cached features are the computed ones
+
+
+def test_the_budget_bounds_the_cache_least_recently_used_first():
+    cache = FeatureCache(budget_mb=1)
+    entry = lambda: {"backbone_fpn": [torch.zeros(64, 64, 32)], "vision_pos_enc": [torch.zeros(1)]}  # noqa: E731
+    for index in range(3):  # 512 KiB each: two fit in 1 MiB
+        cache.put(index, entry())
+    assert 0 not in cache and 1 in cache and 2 in cache and cache.bytes == 2 * 64 * 64 * 32 * 4
+    cache.get(1)  # 1 is now the most recently used
+    cache.put(3, entry())
+    assert 1 in cache and 2 not in cache and 3 in cache
+    assert cache.get(7) == (None, None) and cache.misses == 1 and cache.hits == 1
