@@ -165,9 +165,8 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         options = {"direction": direction or p.direction}
         if p.rangeFirst >= 0 and p.rangeLast >= 0:
             options["sliceRange"] = (p.rangeFirst, p.rangeLast)
-        if thisSliceOnly:  # a 2D preview: the prompted slice alone
-            here = self.currentSliceIndex()
-            options["sliceRange"] = (here, here)
+        if thisSliceOnly:  # a 2D preview from this slice's prompts alone, no propagation
+            options["previewSlice"] = self.currentSliceIndex()
         # fromThisSlice: clicks placed on this slice correct the last result's mask there, then re-run
         options["correct"] = fromThisSlice
         with slicer.util.tryWithErrorDisplay(_("Could not start segmentation."), waitCursor=True):
@@ -226,6 +225,7 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
         self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="SegmentWithSAM2")
         self._models = {}
         self._last = None  # (inputs key, result) of the last segmentation, for corrections
+        self._sessionKey = self._volumeSession = None  # used on the worker thread only
 
     def getParameterNode(self):
         return SegmentWithSAM2ParameterNode(super().getParameterNode())
@@ -295,7 +295,7 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
         job.context = {"volumeNode": p.inputVolume, "segmentationNode": p.segmentation, "prompts": prompts,
                        "overlap": p.overlap}
         # a correction refines the last result only if it was made on the same inputs
-        key = (p.inputVolume.GetID(), window, p.axis, p.model, p.checkpoint)
+        key = (p.inputVolume.GetID(), p.inputVolume.GetImageData().GetMTime(), window, p.axis, p.model, p.checkpoint)
         previous = self._last[1] if options.get("correct") and self._last and self._last[0] == key else None
 
         def work():
@@ -305,11 +305,22 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
                               postprocess=p.postprocess, should_cancel=job.cancel.is_set,
                               on_progress=lambda done, total, index, direction: setattr(
                                   job, "progress", (done, total, f"{direction} slice {index}: {done} of {total}")),
-                              previous=previous)
+                              previous=previous, preview_slice=options.get("previewSlice"),
+                              session=self._session(key, model, volume, window, p.axis))
 
         job.context["key"] = key
         job.future = self._worker.submit(work)
         return job
+
+    def _session(self, key, model, volume, window, axis):
+        """The worker's session for these inputs: its cached slice features make corrections and
+        previews fast.  A new volume, window, axis or model starts a new one; an edited volume
+        changes its node's modified time and starts one too."""
+        from SegmentWithSAM2Lib.core.engine import VolumeSession
+
+        if self._sessionKey != key or self._volumeSession.model is not model:
+            self._sessionKey, self._volumeSession = key, VolumeSession(model, volume, axis=axis, window=window)
+        return self._volumeSession
 
     def finishSegment(self, job):
         """Main thread: write the worker's result into the segmentation (raises if it failed or was cancelled)."""

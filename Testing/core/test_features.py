@@ -46,3 +46,19 @@ def test_the_budget_bounds_the_cache_least_recently_used_first():
     cache.put(3, entry())
     assert 1 in cache and 2 not in cache and 3 in cache
     assert cache.get(7) == (None, None) and cache.misses == 1 and cache.hits == 1
+
+
+def test_a_preview_is_the_one_slice_propagation_without_memory_work(medsam2_random, monkeypatch):
+    session = VolumeSession(medsam2_random, volume(), window="0,200")
+    elsewhere = [{"position": [10, 10, 4], "positive": True}]  # another slice's prompt: left out
+    single = session.propagate(prompts(2), PropagationOptions(slice_range=(2, 2), auto_stop=False))
+    predictor = medsam2_random.predictor
+    calls = []
+    for name in ("forward_image", "_encode_new_memory"):
+        original = getattr(predictor, name)
+        monkeypatch.setattr(predictor, name, lambda *a, _o=original, _n=name, **k: calls.append(_n) or _o(*a, **k))
+    preview = session.preview(prompts(2, elsewhere), 2, PropagationOptions(auto_stop=False))
+    assert calls == []  # features from the cache, no memory encoder, no other slice
+    np.testing.assert_array_equal(preview.labelmap, single.labelmap)
+    assert preview.labelmap[2].any() and not np.delete(preview.labelmap, 2, axis=0).any()
+    assert preview.slices_processed == {"preview": 1} and preview.settings["range"] == [2, 2]

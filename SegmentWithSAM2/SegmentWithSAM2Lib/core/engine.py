@@ -9,6 +9,7 @@ input grid, slice by slice.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -92,6 +93,26 @@ class VolumeSession:
             return self._result(labelmap, objects, run, started, options, cancelled=True)
         return self._result(labelmap, objects, run, started, options)
 
+    def preview(self, prompts, index: int, options: PropagationOptions | None = None,
+                previous: SegmentationResult | None = None) -> SegmentationResult:
+        """The masks on slice ``index`` from that slice's prompts alone (prompts elsewhere are left
+        out), without propagation or memory encoding; with the slice's features cached this is
+        only sam2's prompt encoder and mask decoder.  Same masks as a propagation over that one slice."""
+        options = dataclasses.replace(options or PropagationOptions(), slice_range=(index, index))
+        placed = prompts if isinstance(prompts, list) else self.place(prompts)
+        objects = _on_slice(placed, index)
+        earlier = _corrected_slices(objects, previous)
+        labelmap = np.zeros(self.volume.array.shape, dtype=np.uint8 if max(o.label for o in objects) < 256 else np.uint16)
+        run = _Run(self, objects, [index], [("preview", index, index)], options, labelmap, None, None, earlier)
+        started = time.perf_counter()
+        with torch.inference_mode(), self.model.autocast():
+            state = CachedState(new_state(self.frames, self.model.image_size, self.model.device), self.features)
+            object_ids, masks = condition(self.model.predictor, state, objects, earlier)
+            order = [object_ids.index(label) for label in run.labels]
+            run._write(index, masks[order, 0].float())
+        run.processed["preview"] = 1
+        return self._result(labelmap, objects, run, started, options)
+
     def _range(self, slice_range) -> tuple[int, int]:
         count = self.plan.num_slices
         first, last = slice_range if slice_range is not None else (0, count - 1)
@@ -107,6 +128,15 @@ class VolumeSession:
                     "auto_stop": options.auto_stop, "postprocess": options.postprocess is not None}
         return SegmentationResult(labelmap, objects, dict(run.processed), time.perf_counter() - started,
                                   self.volume, cancelled, settings, run.low_res)
+
+
+def _on_slice(objects, index: int) -> list[ObjectInputs]:
+    kept = [ObjectInputs(o.name, o.label, o.color, {index: o.slices[index]}) for o in objects if index in o.slices]
+    if not kept:
+        raise SegmentWithSAM2Error(f"no prompts on slice {index} to preview; place a point, box or mask there")
+    if not any(o.slices[index].has_positive for o in kept):
+        raise SegmentWithSAM2Error(f"slice {index} has only negative points; add a positive point or a box there")
+    return kept
 
 
 def _corrected_slices(objects, previous) -> dict:

@@ -37,11 +37,13 @@ def condition(predictor, state: dict, objects: list[ObjectInputs], earlier: dict
     ``earlier`` maps (label, slice) to low-resolution logits of an earlier result: clicks on such
     a slice refine that mask, as clicks on an already segmented frame do in sam2's own
     interactive use (it feeds the frame's previous logits with the new points).
+    Returns sam2's answer to the last prompt: (object ids, masks [objects, 1, S, S]) on its slice.
     """
+    answer = None
     for obj in objects:
         for index, inputs in sorted(obj.slices.items()):
             if inputs.mask is not None:
-                predictor.add_new_mask(state, index, obj.label, inputs.mask)
+                answer = predictor.add_new_mask(state, index, obj.label, inputs.mask)[1:]
                 continue
             if earlier and (obj.label, index) in earlier:
                 _seed_previous_logits(predictor, state, obj.label, index, earlier[(obj.label, index)])
@@ -49,8 +51,10 @@ def condition(predictor, state: dict, objects: list[ObjectInputs], earlier: dict
             if inputs.points:
                 points = np.asarray(inputs.points, dtype=np.float32)
                 labels = np.asarray(inputs.labels, dtype=np.int32)
-            predictor.add_new_points_or_box(state, index, obj.label, points=points, labels=labels,
-                                            box=None if inputs.box is None else np.asarray(inputs.box, dtype=np.float32))
+            answer = predictor.add_new_points_or_box(
+                state, index, obj.label, points=points, labels=labels,
+                box=None if inputs.box is None else np.asarray(inputs.box, dtype=np.float32))[1:]
+    return answer
 
 
 def _seed_previous_logits(predictor, state, label, index, logits):

@@ -51,11 +51,16 @@ def read_inputs(volume_node, window="display"):
 
 
 def run_engine(model, volume, prompts, *, window, axis="auto", direction="both", slice_range=None,
-               auto_stop=True, postprocess=True, on_progress=None, should_cancel=None, previous=None):
+               auto_stop=True, postprocess=True, on_progress=None, should_cancel=None, previous=None,
+               preview_slice=None, session=None):
     """The model work; touches no MRML node, so it may run on a worker thread.  ``previous``: the
-    last result on the same volume, window and axis; changed prompts then correct its masks."""
-    session = VolumeSession(model, volume, axis=axis, window=window)
+    last result on the same volume, window and axis; changed prompts then correct its masks.
+    ``preview_slice``: only that slice, from its own prompts.  ``session``: a VolumeSession of the
+    same volume, window and axis whose cached slice features are reused."""
+    session = session or VolumeSession(model, volume, axis=axis, window=window)
     options = PropagationOptions(direction, slice_range, auto_stop, 3, PostProcess() if postprocess else None)
+    if preview_slice is not None:
+        return session.preview(prompts, preview_slice, options, previous=previous)
     return session.propagate(prompts, options, on_progress=on_progress, should_cancel=should_cancel,
                              previous=previous)
 
