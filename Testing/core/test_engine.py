@@ -131,3 +131,22 @@ def test_a_correction_refines_only_the_slices_whose_prompts_changed(medsam2_rand
     # from a fresh start; the untouched prompt on slice 5 is conditioned exactly as before
     assert not np.array_equal(corrected.labelmap[8], fresh.labelmap[8])
     np.testing.assert_array_equal(corrected.labelmap[5], fresh.labelmap[5])
+
+
+def test_repropagating_from_a_corrected_slice_keeps_everything_before_it(medsam2_random, volume):
+    session = VolumeSession(medsam2_random, volume, window="0,200")
+    prompts = point_on(2)
+    prompts["objects"].append({"name": "other", "label": 2, "points": [{"position": [8, 8, 3], "positive": True}]})
+    first = session.propagate(prompts, options())
+    prompts["objects"][0]["points"].append({"position": [24, 30, 6], "positive": False})
+    corrected = session.propagate(prompts, options(direction="forward", slice_range=(6, SLICES - 1)), previous=first)
+    assert corrected.slices_processed == {"forward": SLICES - 6}  # only from the corrected slice on
+    np.testing.assert_array_equal(corrected.labelmap[:6], first.labelmap[:6])
+    # object 2 was not re-run: its voxels in the range are kept wherever object 1 did not take them
+    kept = first.labelmap[6:] == 2
+    assert np.all((corrected.labelmap[6:] == 2) | (corrected.labelmap[6:] == 1) | ~kept)
+    assert set(corrected.low_res) >= {(1, s) for s in range(SLICES)}
+    prompts["objects"].append({"name": "new", "label": 3, "points": [{"position": [5, 5, 7], "positive": False},
+                                                                     {"position": [9, 9, 1], "positive": True}]})
+    with pytest.raises(SegmentWithSAM2Error, match="'new' has only negative points there and no earlier mask"):
+        session.propagate(prompts, options(direction="forward", slice_range=(6, SLICES - 1)), previous=first)

@@ -72,18 +72,25 @@ class VolumeSession:
 
         With ``previous`` (an earlier result of this session), prompts that are new or changed on
         a slice correct that slice's earlier mask instead of starting from nothing: a negative
-        click removes a leak there, a positive click adds a missed part.
+        click removes a leak there, a positive click adds a missed part.  With ``previous`` and a
+        range, only the range is re-propagated (from the prompts inside it) and every slice
+        outside keeps its earlier mask: "re-propagate from this slice" after a correction.
         """
         options = options or PropagationOptions()
         objects = prompts if isinstance(prompts, list) else self.place(prompts)
-        earlier = _corrected_slices(objects, previous)
         first, last = self._range(options.slice_range)
+        if previous is not None and options.slice_range is not None:
+            objects = _within(objects, first, last)
+        earlier = _corrected_slices(objects, previous)
+        _check_starts(objects, earlier)
         anchors = sorted({s for obj in objects for s in obj.slices})
         if anchors[0] < first or anchors[-1] > last:
             raise SegmentWithSAM2Error(f"prompted slices {anchors} lie outside the range {first}:{last}")
         passes = _passes(options.direction, anchors, first, last)
-        labelmap = np.zeros(self.volume.array.shape, dtype=np.uint8 if max(o.label for o in objects) < 256 else np.uint16)
+        labelmap = self._start_labelmap(objects, previous if options.slice_range is not None else None, first, last)
         run = _Run(self, objects, anchors, passes, options, labelmap, on_progress, should_cancel, earlier)
+        if previous is not None and options.slice_range is not None:
+            run.low_res.update({key: value for key, value in previous.low_res.items() if not first <= key[1] <= last})
         started = time.perf_counter()
         try:
             run.all_passes()
@@ -92,6 +99,16 @@ class VolumeSession:
                 raise
             return self._result(labelmap, objects, run, started, options, cancelled=True)
         return self._result(labelmap, objects, run, started, options)
+
+    def _start_labelmap(self, objects, previous, first, last) -> np.ndarray:
+        """Zeros, or the earlier result with the range cleared (it is about to be recomputed)."""
+        labels = [o.label for o in objects] + ([int(previous.labelmap.max())] if previous is not None else [])
+        labelmap = np.zeros(self.volume.array.shape, dtype=np.uint8 if max(labels) < 256 else np.uint16)
+        if previous is not None:  # objects not re-run keep their masks in the range too
+            labelmap[...] = previous.labelmap
+            span = self.plan.view_of(labelmap)[first:last + 1]
+            span[np.isin(span, [o.label for o in objects])] = 0
+        return labelmap
 
     def preview(self, prompts, index: int, options: PropagationOptions | None = None,
                 previous: SegmentationResult | None = None) -> SegmentationResult:
@@ -128,6 +145,24 @@ class VolumeSession:
                     "auto_stop": options.auto_stop, "postprocess": options.postprocess is not None}
         return SegmentationResult(labelmap, objects, dict(run.processed), time.perf_counter() - started,
                                   self.volume, cancelled, settings, run.low_res)
+
+
+def _within(objects, first: int, last: int) -> list[ObjectInputs]:
+    """Each object's prompts inside first..last; objects with none there are left as they were."""
+    kept = [ObjectInputs(o.name, o.label, o.color, {k: v for k, v in o.slices.items() if first <= k <= last})
+            for o in objects]
+    kept = [o for o in kept if o.slices]
+    if not kept:
+        raise SegmentWithSAM2Error(f"no prompts in the range {first}:{last}; place the correction inside it")
+    return kept
+
+
+def _check_starts(objects, earlier) -> None:
+    """Every object needs something to start from: a positive prompt, or an earlier mask to correct."""
+    for o in objects:
+        if not any(v.has_positive or (o.label, k) in earlier for k, v in o.slices.items()):
+            raise SegmentWithSAM2Error(f"object {o.name!r} has only negative points there and no earlier mask "
+                                       "to correct; add a positive point or a box")
 
 
 def _on_slice(objects, index: int) -> list[ObjectInputs]:
@@ -205,7 +240,10 @@ class _Run:
 
     def _write(self, index, logits):
         on_slice = self.session.inplane.frame_to_image(logits).cpu().numpy()
-        self.label_view[index] = merge_objects(on_slice, self.labels, self.pixel_area, self.options.postprocess)
+        merged = merge_objects(on_slice, self.labels, self.pixel_area, self.options.postprocess)
+        current = self.label_view[index]
+        # labels of objects outside this run (kept from an earlier result) stay where nothing new is
+        self.label_view[index] = np.where((merged == 0) & (current != 0), current, merged)
 
     def _keep_low_res(self, state, index):
         for label, logits in zip(self.labels, low_res_logits(state, index)):

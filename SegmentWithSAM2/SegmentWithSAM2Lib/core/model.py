@@ -95,9 +95,27 @@ def build_predictor(config_path: Path, seed: int = 0) -> torch.nn.Module:
     OmegaConf.resolve(cfg)
     torch.manual_seed(seed)
     try:
-        return instantiate(cfg.model, _recursive_=True)
+        predictor = instantiate(cfg.model, _recursive_=True)
     except Exception as error:
         raise SegmentWithSAM2Error(f"config {config_path} does not build a sam2 model: {error}") from None
+    predictor.memory_attention.register_forward_pre_hook(_memory_in_features_dtype, with_kwargs=True)
+    return predictor
+
+
+def _memory_in_features_dtype(_module, args, kwargs):
+    """sam2's video predictor stores memories in bf16.  Usually object pointers (fp32) join them
+    and torch.cat promotes the lot to fp32; for an object whose only prompt lies ahead of the
+    tracked slice there are no pointers yet, and in fp32 sam2 then fails on bf16 memories.  Cast
+    them as the concatenation would have (a no-op whenever the dtypes already agree)."""
+    current = kwargs.get("curr")
+    memory = kwargs.get("memory")
+    if current is None or memory is None or not torch.is_tensor(memory):
+        return args, kwargs
+    dtype = current[0].dtype if isinstance(current, (list, tuple)) else current.dtype
+    if memory.dtype != dtype:
+        kwargs["memory"] = memory.to(dtype)
+        kwargs["memory_pos"] = kwargs["memory_pos"].to(dtype) if kwargs.get("memory_pos") is not None else None
+    return args, kwargs
 
 
 def pick_device(device: str) -> torch.device:
