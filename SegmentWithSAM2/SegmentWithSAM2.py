@@ -167,8 +167,11 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             options["sliceRange"] = (p.rangeFirst, p.rangeLast)
         if thisSliceOnly:  # a 2D preview from this slice's prompts alone, no propagation
             options["previewSlice"] = self.currentSliceIndex()
-        # fromThisSlice: clicks placed on this slice correct the last result's mask there, then re-run
+        # fromThisSlice: clicks placed on this slice correct the last result's mask there, and the
+        # volume is re-run from here on, away from the earlier prompts (the rest is kept)
         options["correct"] = fromThisSlice
+        if fromThisSlice:
+            options["fromSlice"] = self.currentSliceIndex()
         with slicer.util.tryWithErrorDisplay(_("Could not start segmentation."), waitCursor=True):
             self._startJob(self.logic.startSegment(p, options, self._maskPrompts))
 
@@ -306,6 +309,7 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
                               on_progress=lambda done, total, index, direction: setattr(
                                   job, "progress", (done, total, f"{direction} slice {index}: {done} of {total}")),
                               previous=previous, preview_slice=options.get("previewSlice"),
+                              from_slice=options.get("fromSlice"),
                               session=self._session(key, model, volume, window, p.axis))
 
         job.context["key"] = key

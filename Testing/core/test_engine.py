@@ -150,3 +150,13 @@ def test_repropagating_from_a_corrected_slice_keeps_everything_before_it(medsam2
                                                                      {"position": [9, 9, 1], "positive": True}]})
     with pytest.raises(SegmentWithSAM2Error, match="'new' has only negative points there and no earlier mask"):
         session.propagate(prompts, options(direction="forward", slice_range=(6, SLICES - 1)), previous=first)
+
+
+def test_repropagation_runs_away_from_the_earlier_prompts():
+    from SegmentWithSAM2Lib.core.engine import SegmentationResult, span_from
+    from SegmentWithSAM2Lib.core.prompts import ObjectInputs, SliceInputs
+
+    earlier = SegmentationResult(np.zeros((1, 1, 1), np.uint8), [ObjectInputs("o", 1, (1, 0, 0), {48: SliceInputs()})],
+                                 {}, 0.0, None)
+    assert span_from(earlier, 58, 96) == ("forward", (58, 95))
+    assert span_from(earlier, 40, 96) == ("backward", (0, 40))

@@ -147,6 +147,13 @@ class VolumeSession:
                                   self.volume, cancelled, settings, run.low_res)
 
 
+def span_from(previous: SegmentationResult, index: int, num_slices: int) -> tuple[str, tuple[int, int]]:
+    """Direction and range for "re-propagate from this slice": away from the earlier prompts."""
+    anchors = sorted({k for o in previous.objects for k in o.slices})
+    forward = index >= anchors[len(anchors) // 2]
+    return ("forward", (index, num_slices - 1)) if forward else ("backward", (0, index))
+
+
 def _within(objects, first: int, last: int) -> list[ObjectInputs]:
     """Each object's prompts inside first..last; objects with none there are left as they were."""
     kept = [ObjectInputs(o.name, o.label, o.color, {k: v for k, v in o.slices.items() if first <= k <= last})

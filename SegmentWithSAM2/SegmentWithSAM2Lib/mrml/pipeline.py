@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 
 from .. import __version__
-from ..core.engine import PropagationOptions, VolumeSession
+from ..core.engine import PropagationOptions, VolumeSession, span_from
 from ..core.postprocess import PostProcess
 from .markups import object_prompts
 from .segments import write_segment
@@ -52,12 +52,15 @@ def read_inputs(volume_node, window="display"):
 
 def run_engine(model, volume, prompts, *, window, axis="auto", direction="both", slice_range=None,
                auto_stop=True, postprocess=True, on_progress=None, should_cancel=None, previous=None,
-               preview_slice=None, session=None):
+               preview_slice=None, from_slice=None, session=None):
     """The model work; touches no MRML node, so it may run on a worker thread.  ``previous``: the
     last result on the same volume, window and axis; changed prompts then correct its masks.
-    ``preview_slice``: only that slice, from its own prompts.  ``session``: a VolumeSession of the
-    same volume, window and axis whose cached slice features are reused."""
+    ``preview_slice``: only that slice, from its own prompts.  ``from_slice`` (with ``previous``):
+    re-propagate from that slice away from the earlier prompts, keeping the rest.  ``session``: a
+    VolumeSession of the same volume, window and axis whose cached slice features are reused."""
     session = session or VolumeSession(model, volume, axis=axis, window=window)
+    if from_slice is not None and previous is not None:
+        direction, slice_range = span_from(previous, from_slice, session.plan.num_slices)
     options = PropagationOptions(direction, slice_range, auto_stop, 3, PostProcess() if postprocess else None)
     if preview_slice is not None:
         return session.preview(prompts, preview_slice, options, previous=previous)
