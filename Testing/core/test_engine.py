@@ -73,6 +73,16 @@ def test_auto_stop_ends_a_direction_after_empty_slices(volume):
         "forward": 5, "backward": 6}
 
 
+def test_auto_stop_also_ends_on_empty_masks_whatever_the_object_score(volume):
+    blank = model_with_object_score(50.0)  # scored present everywhere ...
+    with torch.no_grad():
+        for mlp in blank.predictor.sam_mask_decoder.output_hypernetworks_mlps:
+            mlp.layers[-1].weight.zero_()  # ... but every mask logit is 0: nothing drawn
+            mlp.layers[-1].bias.zero_()
+    stopped = VolumeSession(blank, volume, window="0,200").propagate(point_on(5), PropagationOptions(stop_after=3))
+    assert stopped.slices_processed == {"forward": 4, "backward": 4} and not stopped.labelmap.any()
+
+
 def test_cancel_stops_within_one_slice_and_returns_nothing(medsam2_random, volume):
     session = VolumeSession(medsam2_random, volume, window="0,200")
     calls = []

@@ -40,5 +40,6 @@ def test_a_broken_entry_fails_the_schema():
 def test_every_config_builds_a_video_predictor(config):
     predictor = build_predictor(resolve_config(config))
     assert type(predictor).__name__ == "SAM2VideoPredictor"
-    expected = 512 if "medsam2" in config else 1024
-    assert predictor.image_size == expected
+    sizes = {spec.image_size for spec in load_registry().values() if spec.config == config}
+    assert sizes == {predictor.image_size}
+    assert predictor.image_size == (512 if "medsam2" in config else 256 if "micro" in config else 1024)

@@ -82,7 +82,11 @@ def track(predictor, state: dict, start: int, stop: int):
         state, start_frame_idx=start, max_frame_num_to_track=abs(start - stop), reverse=reverse)
     with _quiet_sam2_progress():  # we report progress ourselves, per slice
         for index, _, masks in frames:
-            yield index, masks[:, 0].float(), _present(state, index)
+            logits = masks[:, 0].float()
+            # present: sam2 scores the object as there and its mask is not empty (a model may keep
+            # a positive score past an object's end while its mask is already gone)
+            shown = (logits > 0).flatten(1).any(1).cpu().numpy()
+            yield index, logits, _present(state, index) & shown
 
 
 @contextlib.contextmanager
