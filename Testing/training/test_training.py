@@ -199,3 +199,15 @@ def test_training_with_corrective_clicks_runs_a_step():
     loss = clip_loss(model, clip, Always())
     loss.backward()
     assert torch.isfinite(loss) and model.sam_mask_decoder.iou_prediction_head.layers[0].weight.grad is not None
+
+
+def test_twins_are_two_touching_lobes_of_one_intensity():
+    for seed, modality in ((0, "CT"), (1, "MR")):
+        volume, labels = synthetic_volume(np.random.default_rng(seed), (24, 64, 64), shapes=("twins",),
+                                          modality=modality)
+        assert set(np.unique(labels)) == {0, 1, 2}
+        assert (ndimage.binary_dilation(labels == 1) & (labels == 2)).sum() > 10  # they touch
+        lobe_means = [float(np.mean(volume.array[labels == v])) for v in (1, 2)]
+        background = float(np.mean(volume.array[labels == 0]))
+        # one level; only the MR bias field (it varies across the volume) separates them a little
+        assert abs(lobe_means[0] - lobe_means[1]) < 0.2 * abs(lobe_means[0] - background)

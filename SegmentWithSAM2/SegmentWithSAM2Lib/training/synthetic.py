@@ -18,23 +18,32 @@ def synthetic_volume(rng: np.random.Generator, shape_kji=(32, 96, 96), objects=2
     """(Volume, labels uint8 [k, j, i]) with ``objects`` labelled structures (1..objects).
 
     ``shapes``: names from SHAPES to draw from uniformly; None is the default mix (blobs 70 %,
-    tubes 30 %), the one the shipped micro model was trained on.
+    tubes 30 %), the one the shipped micro model was trained on.  "twins" makes the scene two
+    touching lobes of one intensity, brighter or darker than their surroundings (labels 1 and 2):
+    only the prompts can tell them apart.
     """
     grid = np.indices(shape_kji, dtype=np.float32)
-    labels = np.zeros(shape_kji, dtype=np.uint8)
-    for label in range(1, objects + 1):
+    twins = shapes is not None and "twins" in shapes and rng.random() < 1 / len(shapes)
+    labels = _twins(grid, shape_kji, rng) if twins else np.zeros(shape_kji, dtype=np.uint8)
+    objects = 2 if twins else objects
+    for label in range(1, objects + 1) if not twins else ():
         if shapes is None:
             shape = _blob(grid, shape_kji, rng) if rng.random() < 0.7 else _tube(grid, shape_kji, rng)
         else:
-            shape = SHAPES[shapes[int(rng.integers(len(shapes)))]](grid, shape_kji, rng)
+            kinds = [k for k in shapes if k != "twins"] or ["blob"]
+            shape = SHAPES[kinds[int(rng.integers(len(kinds)))]](grid, shape_kji, rng)
         labels[shape & (labels == 0)] = label
     background = ndimage.gaussian_filter(rng.normal(0, 1, shape_kji).astype(np.float32), sigma=rng.uniform(1, 3))
     contrast = rng.uniform(0.6, 1.6, objects + 1)
     if modality == "CT":
         levels = _levels(rng.uniform(-50, 60), objects, (-80, 250), 45, rng)
+        if twins:
+            levels[1:] = levels[0] + rng.choice([-1, 1]) * rng.uniform(60, 200)
         values = levels[labels] + 25 * background * contrast[labels] + rng.normal(0, rng.uniform(5, 20), shape_kji)
     else:
         levels = _levels(rng.uniform(200, 500), objects, (100, 1200), 150, rng)
+        if twins:
+            levels[1:] = levels[0] * rng.choice([rng.uniform(0.2, 0.6), rng.uniform(1.5, 3.0)])
         bias = 1 + 0.2 * np.sin(grid[2] / shape_kji[2] * np.pi * rng.uniform(0.5, 2))
         values = (levels[labels] + 60 * background * contrast[labels]) * bias + rng.normal(0, 15, shape_kji)
     spacing = (rng.uniform(0.5, 1.2), rng.uniform(0.5, 1.2), rng.uniform(1.0, 3.0))
@@ -79,7 +88,22 @@ def _shell(grid, shape, rng):
     return (r <= 1.0) & (r >= rng.uniform(0.45, 0.6))
 
 
-SHAPES = {"blob": _blob, "tube": _tube, "shell": _shell}
+def _twins(grid, shape, rng):
+    """Two ellipsoidal lobes side by side along a random in-plane axis, touching: labels 1, 2."""
+    axis = int(rng.integers(1, 3))
+    radii = [rng.uniform(0.2, 0.3) * shape[0]] + [rng.uniform(0.1, 0.16) * n for n in shape[1:]]
+    centre = [rng.uniform(0.4, 0.6) * n for n in shape]
+    centre[axis] = rng.uniform(0.32, 0.4) * shape[axis]
+    second = list(centre)
+    second[axis] = centre[axis] + 2 * radii[axis] * rng.uniform(0.75, 0.95)  # a clear junction
+    lobes = [sum(((g - c) / r) ** 2 for g, c, r in zip(grid, at, radii)) <= 1.0 for at in (centre, second)]
+    labels = np.zeros(shape, dtype=np.uint8)
+    labels[lobes[1]] = 2
+    labels[lobes[0]] = 1
+    return labels
+
+
+SHAPES = {"blob": _blob, "tube": _tube, "shell": _shell, "twins": None}  # twins: a whole scene
 
 
 def parse_shapes(text: str | None):
