@@ -37,4 +37,5 @@ def test_a_trained_adapter_reloads_to_the_same_outputs(tmp_path):
         outputs[name] = (result.labelmap, torch.cat([v for _, v in sorted(result.low_res.items())]))
     np.testing.assert_array_equal(outputs["reloaded"][0], outputs["trained"][0])
     torch.testing.assert_close(outputs["reloaded"][1], outputs["trained"][1], rtol=0, atol=1e-5)
-    assert (outputs["plain"][1] - outputs["trained"][1]).abs().max() > 1e-2  # the adapter does change the model
+    # the adapter does change the model: by far more than the reload tolerance above
+    assert (outputs["plain"][1] - outputs["trained"][1]).abs().max() > 1e-3
