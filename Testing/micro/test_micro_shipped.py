@@ -20,12 +20,12 @@ def test_the_shipped_file_matches_its_registry_entry():
 
 def test_the_manifest_names_the_command_seed_data_and_log():
     folder = model_zoo_dir() / "micro"
-    manifest = (folder / "README.md").read_text()
+    manifest = (folder / "README.md").read_text(encoding="utf-8")
     spec = model_spec("micro")
     for needed in ("Not for clinical use", "--seed 0", "segment-with-sam2 train", "mricron-data", "AAL",
                    "BSD-3-clause", spec.sha256, "train.log"):
         assert needed in manifest, needed
-    log = (folder / "train.log").read_text().splitlines()
+    log = (folder / "train.log").read_text(encoding="utf-8").splitlines()
     assert log and all("validation Dice" in line for line in log)
 
 

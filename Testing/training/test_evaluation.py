@@ -66,4 +66,4 @@ def test_corrector_protocol_reports_dice_per_round_and_clicks(tmp_path):
     for row in rows:
         assert len(row["dice_rounds"]) == 3 and row["dice_rounds"][-1] == pytest.approx(row["dice"])
         assert 0 <= row["clicks"] <= 2
-    assert " → " in report.with_suffix(".md").read_text()
+    assert " -> " in report.with_suffix(".md").read_text()

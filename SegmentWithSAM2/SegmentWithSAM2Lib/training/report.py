@@ -35,7 +35,7 @@ def run_evaluation(args) -> int:
         report = Path(args.report)
         report.write_text(json.dumps({"model": model.model_id, "weights": model.weights, "protocol": args.protocol,
                                       "machine": machine, "rows": rows}, indent=2))
-        report.with_suffix(".md").write_text(table + "\n")
+        report.with_suffix(".md").write_text(table + "\n", encoding="utf-8")
     return 0
 
 
@@ -57,7 +57,7 @@ def markdown(rows, model, protocol) -> str:
 def _row(case, r, rounds) -> str:
     line = f"| {case} | {r['method']} | {r['dice']:.3f} | {_mm(r['hd95'])} | {r['nsd']:.3f} |"
     if rounds:
-        line += f" {' → '.join(f'{d:.3f}' for d in r['dice_rounds'])} | {r['clicks']:g} |"
+        line += f" {' -> '.join(f'{d:.3f}' for d in r['dice_rounds'])} | {r['clicks']:g} |"
     return line
 
 
