@@ -28,7 +28,7 @@ def test_a_trained_adapter_reloads_to_the_same_outputs(tmp_path):
     assert any(b.abs().sum() > 0 for _, b in adapter.weights.values())
 
     trained = LoadedModel(base.predictor, "micro+trained", base.config, base.device, "fp32", base.weights)
-    reloaded = load_model("micro", device="cpu", precision="fp32", adapters=[path])
+    reloaded = load_model("micro", device="cpu", precision="fp32", adapters=[path.with_suffix("")])  # NAME alone
     plain = load_model("micro", device="cpu", precision="fp32")
     prompts = middle_slice_box(labels, 1)
     outputs = {}

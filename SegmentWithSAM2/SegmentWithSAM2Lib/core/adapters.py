@@ -113,6 +113,8 @@ def load_adapter(path) -> Adapter:
     path = Path(path)
     if path.is_dir():
         return _load_peft(path)
+    if not path.exists() and path.with_suffix(".safetensors").is_file():
+        path = path.with_suffix(".safetensors")  # NAME alone, as `train --mode lora` names it
     manifest_path = path.with_suffix(".json")
     if not path.is_file() or not manifest_path.is_file():
         raise SegmentWithSAM2Error(f"adapter {path} needs its weights (.safetensors) and manifest (.json) side by side")
