@@ -119,7 +119,7 @@ class VolumeSession:
         placed = prompts if isinstance(prompts, list) else self.place(prompts)
         objects = _on_slice(placed, index)
         earlier = _corrected_slices(objects, previous)
-        labelmap = np.zeros(self.volume.array.shape, dtype=np.uint8 if max(o.label for o in objects) < 256 else np.uint16)
+        labelmap = self._start_labelmap(objects, None, index, index)
         run = _Run(self, objects, [index], [("preview", index, index)], options, labelmap, None, None, earlier)
         started = time.perf_counter()
         with torch.inference_mode(), self.model.autocast():
