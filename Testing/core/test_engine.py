@@ -111,6 +111,25 @@ def test_objects_keep_their_labels_and_the_volume_is_untouched(medsam2_random, v
     np.testing.assert_array_equal(volume.array, before)
 
 
+def test_objects_prompted_on_other_slices_are_tracked_from_their_own_prompts(medsam2_random, volume):
+    """Each object's passes start at its own prompted slice (not at another object's), and
+    together they give each object's own result wherever the other object is absent."""
+    first = {"label": 1, "points": [{"position": [12, 16, 2], "positive": True}]}
+    second = {"label": 2, "points": [{"position": [36, 48, 7], "positive": True}]}
+    session = VolumeSession(medsam2_random, volume, window="0,200")
+    progress = []
+    both = session.propagate({"space": "IJK", "objects": [first, second]}, options(),
+                             on_progress=lambda *a: progress.append(a))
+    starts = [index for (_, _, index, name), before in zip(progress, [None] + progress) if before is None
+              or before[3] != name]
+    assert starts == [2, 2, 7, 7]  # object 1 forward and backward, then object 2
+    assert both.slices_processed == {"forward": (SLICES - 2) + (SLICES - 7), "backward": 3 + 8}
+    alone = [session.propagate({"space": "IJK", "objects": [o]}, options()).labelmap for o in (first, second)]
+    np.testing.assert_array_equal(both.labelmap[alone[1] == 0], alone[0][alone[1] == 0])
+    np.testing.assert_array_equal(both.labelmap[alone[0] == 0], alone[1][alone[0] == 0])
+    assert set(np.unique(both.labelmap[(alone[0] != 0) & (alone[1] != 0)])) <= {1, 2}
+
+
 def test_mask_prompt_lands_back_on_its_voxels_through_an_oblique_grid(medsam2_random, oblique_volume):
     """sam2 passes a mask prompt through as the prompted slice's output, so the round trip
     volume -> frame -> labelmap must put it back on the same voxels, for every axis."""
