@@ -1,17 +1,21 @@
 # make demo: set up .venv from nothing and segment the bundled sample.
 # make test: set up .venv from nothing and run the test suites.
+# make bench: the performance benchmarks W1-W6 against sam2 used the usual ways (about an hour on 2 cores).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test clean
+.PHONY: demo test bench clean
 
 demo: $(STAMP)
 	$(VENV)/bin/segment-with-sam2 demo --output demo-output
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) Testing/benchmarks/bench.py
 
 # torch 2.13.0 is a local CPU build here; sam2 without its declared deps (they pull a CUDA torch).
 $(STAMP): pyproject.toml Makefile

@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--data", help="list file of 'IMAGE LABELMAP' lines, or a folder with images/ and labels/")
     train.add_argument("--labels", help="only these label values are structures to learn, e.g. 37,38,71-78 "
                        "(others become background)")
-    train.add_argument("--synthetic-shapes", help="synthetic structures to draw from: blob,tube,shell "
+    train.add_argument("--synthetic-shapes", help="synthetic structures to draw from: blob,tube,shell,twins "
                        "(default: the blob/tube mix micro was trained on)")
     train.add_argument("--synthetic", type=int, default=0, help="generate this many synthetic volumes to train on")
     train.add_argument("--mode", choices=("lora", "full", "scratch"), default="full")
@@ -87,13 +87,15 @@ def _parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_run_train)
     evaluate = commands.add_parser("evaluate", help="Dice, HD95 and NSD against known labels, with a baseline")
     evaluate.add_argument("--data", help="list file of 'IMAGE LABELMAP' lines, or a folder with images/ and labels/")
-    evaluate.add_argument("--synthetic-shapes", help="synthetic structures to draw from: blob,tube,shell "
+    evaluate.add_argument("--synthetic-shapes", help="synthetic structures to draw from: blob,tube,shell,twins "
                        "(default: the blob/tube mix micro was trained on)")
     evaluate.add_argument("--synthetic", type=int, default=0, help="also evaluate on N held-out synthetic volumes")
     evaluate.add_argument("--protocol", choices=("box", "point", "corrector"), default="box",
                           help="box or point on the middle slice, or the box then corrective clicks")
     evaluate.add_argument("--rounds", type=int, default=3, help="corrector rounds (one click each)")
     evaluate.add_argument("--labels", help="evaluate only these label values, e.g. 1,3-5")
+    evaluate.add_argument("--baseline", choices=("region-growing", "none"), default="region-growing",
+                          help="the classical baseline run from the same prompts, or none (faster; no SimpleITK)")
     evaluate.add_argument("--report", help="write the table as JSON (and Markdown beside it)")
     add_model_arguments(evaluate)
     evaluate.set_defaults(run=_run_evaluate)

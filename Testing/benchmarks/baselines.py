@@ -54,7 +54,7 @@ def official(predictor, slices, window, prompted: int, box, object_id=1) -> np.n
             state = predictor.init_state(video_path="in-memory")
             predictor.add_new_points_or_box(state, prompted, object_id, box=np.asarray(box, np.float32))
             for k, _, masks in _quiet(predictor.propagate_in_video(state, start_frame_idx=prompted, reverse=reverse)):
-                out[k] = (masks[0, 0] > 0).numpy()
+                out[k] = (masks[0, 0] > 0).cpu().numpy()
     return out
 
 
@@ -72,7 +72,7 @@ def jpeg(predictor, slices, prompted: int, box, object_id=1) -> np.ndarray:
         predictor.add_new_points_or_box(state, prompted, object_id, box=np.asarray(box, np.float32))
         for reverse in (False, True):
             for k, _, masks in _quiet(predictor.propagate_in_video(state, start_frame_idx=prompted, reverse=reverse)):
-                out[k] = (masks[0, 0] > 0).numpy()
+                out[k] = (masks[0, 0] > 0).cpu().numpy()
     return out
 
 

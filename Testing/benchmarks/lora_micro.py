@@ -2,7 +2,8 @@
 (the wall of a hollow organ, ``--synthetic-shapes shell``): validation Dice before and after, on
 held-out volumes of that structure, same run.
 
-    python Testing/benchmarks/lora_micro.py [--steps 300] [--output runs/lora-shell]
+    python Testing/benchmarks/lora_micro.py [--steps 300] [--rank 8] [--output runs/lora-shell]
+                                            [--device cuda --precision bf16]
 
 Writes results/lora-micro-shell-{before,after}.{json,md}.
 """
@@ -17,7 +18,6 @@ from pathlib import Path
 from SegmentWithSAM2Lib.cli import main as cli
 
 RESULTS = Path(__file__).resolve().parent / "results"
-COMMON = ["--device", "cpu", "--precision", "fp32"]
 
 
 def main(argv=None) -> int:
@@ -25,14 +25,22 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", default="300")
     parser.add_argument("--output", type=Path, default=Path("runs/lora-shell"))
     parser.add_argument("--cases", default="6")
+    parser.add_argument("--rank", default="8")
+    parser.add_argument("--lr", default="1e-3")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--baseline", default="region-growing", help="or none (where SimpleITK is missing)")
     args = parser.parse_args(argv)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    evaluate = ["evaluate", "--model", "micro", "--synthetic", args.cases, "--synthetic-shapes", "shell", *COMMON]
-    before, after = RESULTS / "lora-micro-shell-before.json", RESULTS / "lora-micro-shell-after.json"
+    common = ["--device", args.device, "--precision", args.precision]
+    args.results.mkdir(parents=True, exist_ok=True)
+    evaluate = ["evaluate", "--model", "micro", "--synthetic", args.cases, "--synthetic-shapes", "shell",
+                "--baseline", args.baseline, *common]
+    before, after = args.results / "lora-micro-shell-before.json", args.results / "lora-micro-shell-after.json"
     status = cli([*evaluate, "--report", str(before)])
-    status = status or cli(["train", "--model", "micro", "--mode", "lora", "--rank", "8", "--synthetic", "60",
-                            "--synthetic-shapes", "shell", "--steps", args.steps, "--clip-length", "5", "--lr", "1e-3",
-                            "--output", str(args.output), *COMMON])
+    status = status or cli(["train", "--model", "micro", "--mode", "lora", "--rank", args.rank, "--synthetic", "60",
+                            "--synthetic-shapes", "shell", "--steps", args.steps, "--clip-length", "5", "--lr", args.lr,
+                            "--output", str(args.output), *common])
     status = status or cli([*evaluate, "--adapter", str(args.output / "adapter"), "--report", str(after)])
     if status:
         return status

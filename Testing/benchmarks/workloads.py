@@ -34,7 +34,7 @@ WORKLOADS = {
     "W3": {"methods": ["engine"]},
     "W4": {"methods": ["engine"]},
     "W5": {"methods": ["auto-stop", "no-auto-stop"]},
-    "W6": {"methods": ["engine", "official"]},
+    "W6": {"methods": ["engine", "engine-fp32", "engine-fp32-unbatched", "official"]},
 }
 
 
@@ -158,23 +158,24 @@ def w5(method, repeats, quick):
 def w6(method, repeats, quick):
     if not torch.cuda.is_available():
         return {"skipped": "no CUDA device on this machine"}
-    from sam2.build_sam import build_sam2_video_predictor  # noqa: F401  (sam2's own tiny config)
-
     volume, truth, middle, box = ct_case(*((16, 512) if quick else (300, 512)))
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # sam2's own tiny config, random weights, at its 1024 px
         warnings.simplefilter("ignore")
         model = load_model(config="configs/sam2.1/sam2.1_hiera_t.yaml", random_init=True, seed=0, device="cuda",
-                           precision="auto" if method == "engine" else "fp32")
-    torch.cuda.reset_peak_memory_stats()
+                           precision="fp32" if "fp32" in method or method == "official" else "auto")
     if method == "official":
         run = lambda: baselines.official(model.predictor, volume.array, soft_tissue(volume), middle, box)  # noqa: E731
     else:
-        session = VolumeSession(model, volume, axis="k", window="soft-tissue")
-        run = lambda: session.propagate(box_prompts(box, middle), PropagationOptions(auto_stop=False))  # noqa: E731
-    seconds, _ = timed(run, repeats)
+        session = VolumeSession(model, volume, axis="k", window="soft-tissue",
+                                encode_batch=0 if method.endswith("unbatched") else None)
+        options = PropagationOptions(auto_stop=False, postprocess=None)
+        run = lambda: session.propagate(box_prompts(box, middle), options).labelmap  # noqa: E731
+    torch.cuda.reset_peak_memory_stats()
+    seconds, labelmap = timed(run, repeats)
     slices = volume.array.shape[0] + 1
-    return {"seconds": seconds, "slices_per_second": slices / seconds,
-            "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2 ** 20}
+    return {"seconds": seconds, "slices": slices, "ms_per_slice": 1000 * seconds / slices,
+            "slices_per_second": slices / seconds, "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2 ** 20,
+            "labelmap": digest(labelmap), "precision": model.precision, "gpu": torch.cuda.get_device_name()}
 
 
 def summary(rows, machine) -> str:
@@ -224,6 +225,10 @@ def _targets(by):
         slices, extent = get("W5", "auto-stop", "slices"), get("W5", "auto-stop", "object_extent")
         bound = extent + 2 * get("W5", "auto-stop", "stop_after") + 1  # +1: the prompted slice runs twice
         yield "W5 slices with auto-stop ≤ extent + 2 × margin", f"{slices} (bound {bound})", slices <= bound
+    for method in ("engine-fp32", "engine-fp32-unbatched"):
+        if get("W6", method, "labelmap") and get("W6", "official", "labelmap"):
+            same = get("W6", method, "labelmap") == get("W6", "official", "labelmap")
+            yield f"W6 {method} labelmap equals official (CUDA)", "identical" if same else "differs", same
     if get("W6", "engine", "slices_per_second"):
         rate = get("W6", "engine", "slices_per_second")
         yield "W6 ≥ 150 slices/s", f"{rate:.0f}/s", rate >= 150

@@ -62,3 +62,20 @@ def test_a_preview_is_the_one_slice_propagation_without_memory_work(medsam2_rand
     np.testing.assert_array_equal(preview.labelmap, single.labelmap)
     assert preview.labelmap[2].any() and not np.delete(preview.labelmap, 2, axis=0).any()
     assert preview.slices_processed == {"preview": 1} and preview.settings["range"] == [2, 2]
+
+
+def test_slices_encoded_in_batches_ahead_give_the_masks_of_one_at_a_time(medsam2_random, monkeypatch):
+    # on by default only on CUDA; asked for here so that the CPU checks the batching itself
+    assert VolumeSession(medsam2_random, volume(), window="0,200").encode_batch == 0
+    batched = VolumeSession(medsam2_random, volume(), window="0,200", encode_batch=3)
+    batches = []
+    original = medsam2_random.predictor.forward_image
+    monkeypatch.setattr(medsam2_random.predictor, "forward_image",
+                        lambda img: batches.append(img.shape[0]) or original(img))
+    options = PropagationOptions(auto_stop=False)
+    result = batched.propagate(prompts(2), options)
+    # the prompted slice alone, then forward 3,4,5 in one batch, backward 1,0 (what is left)
+    assert batches == [1, 3, 2] and len(batched.features) == SLICES
+    monkeypatch.setattr(medsam2_random.predictor, "forward_image", original)
+    single = VolumeSession(medsam2_random, volume(), window="0,200").propagate(prompts(2), options)
+    np.testing.assert_array_equal(result.labelmap, single.labelmap)

@@ -9,8 +9,10 @@ input grid, slice by slice.
 Objects prompted on the same slices share one state (sam2 batches them, as its own predictor
 does); an object prompted on other slices gets passes of its own, from its own prompts.  In one
 shared state sam2 would track it from another object's slice, before its own prompt, from a
-memory many slices away (two objects on slices 30 and 46 scored Dice 0.47 and 0.54 that way,
-about 0.98 each alone).  Where objects of different passes overlap, the higher logit wins.
+memory many slices away.  Where objects of different groups claim the same pixel, the object
+prompted nearer that slice keeps it (the higher logit on a tie): logits of separate states are
+not comparable, the user's nearest prompt is the best evidence (with logits alone, the bundled
+micro model's mask for one object spilled over the other and took all of it).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import Cancelled, SegmentWithSAM2Error
-from .features import DEFAULT_BUDGET_MB, CachedState, FeatureCache
+from .features import DEFAULT_BUDGET_MB, CachedState, FeatureCache, default_batch, encode_ahead
 from .frames import FrameSequence
 from .geometry import plan_slices
 from .inplane import InPlaneMap
@@ -60,9 +62,11 @@ class SegmentationResult:
 
 class VolumeSession:
     def __init__(self, model: LoadedModel, volume: Volume, axis: str = "auto", window="auto",
-                 feature_budget_mb: float = DEFAULT_BUDGET_MB):
+                 feature_budget_mb: float = DEFAULT_BUDGET_MB, encode_batch: int | None = None):
         self.model, self.volume = model, volume
         self.features = FeatureCache(feature_budget_mb)
+        # slices encoded per batch ahead of a pass (0: one at a time, as sam2 does)
+        self.encode_batch = default_batch(model.device) if encode_batch is None else int(encode_batch)
         self.plan = plan_slices(volume, axis)
         self.window = window if isinstance(window, Window) else resolve_window(window, volume.array, volume.metadata)
         self.inplane = InPlaneMap.fit(self.plan.slice_shape, self.plan.pixel_spacing, model.image_size)
@@ -244,8 +248,8 @@ class _Run:
         self.pixel_area = float(np.prod(session.plan.pixel_spacing))
         self.total = sum(abs(stop - start) + 1 for g in groups for _, start, stop in g.passes)
         self.processed = {name: 0 for g in groups for name, _, _ in g.passes}
-        # winning logits per slice, kept only when several groups may write the same slice
-        self.scores = {} if len(groups) > 1 else None
+        # per slice, who holds each pixel (prompt distance, logit), kept only when several groups write
+        self.claims = {} if len(groups) > 1 else None
 
     def all_passes(self):
         model = self.session.model
@@ -261,6 +265,7 @@ class _Run:
                             session.features)
         condition(predictor, state, group.objects, self.earlier)
         absent = 0
+        step = 1 if stop >= start else -1
         for index, logits, present in track(predictor, state, start, stop):
             self._check_cancel()
             self.processed[name] += 1
@@ -272,22 +277,35 @@ class _Run:
             absent = absent + 1 if beyond and not present.any() else 0
             if self.options.auto_stop and absent >= self.options.stop_after:
                 break
+            self._encode_ahead(index + step, stop, step)  # before sam2 asks for that slice
+
+    def _encode_ahead(self, index, stop, step):
+        session, batch = self.session, self.session.encode_batch
+        if batch <= 0 or (index - stop) * step > 0 or index in session.features:
+            return
+        upcoming = range(index, index + step * min(batch, abs(stop - index) + 1), step)
+        encode_ahead(session.model.predictor, session.frames, session.features, upcoming, session.model.device)
 
     def _write(self, group, index, logits):
         on_slice = self.session.inplane.frame_to_image(logits).cpu().numpy()
         merged = merge_objects(on_slice, group.labels, self.pixel_area, self.options.postprocess)
         current = self.label_view[index]
-        if self.scores is not None:
-            merged = self._outscored(index, merged, on_slice.max(axis=0), current)
+        if self.claims is not None:
+            merged = self._contested(group, index, merged, on_slice.max(axis=0), current)
         # labels of objects outside this group (earlier groups, an earlier result) stay where nothing new is
         self.label_view[index] = np.where((merged == 0) & (current != 0), current, merged)
 
-    def _outscored(self, index, merged, score, current):
-        """Drop new labels where another group of this run wrote the pixel with a higher logit."""
-        kept = self.scores.setdefault(index, np.full(score.shape, -np.inf, dtype=np.float16))
-        loses = (merged != 0) & (current != 0) & (kept > score)
+    def _contested(self, group, index, merged, score, current):
+        """Drop new labels where another group of this run holds the pixel by a nearer prompt (or,
+        as near, a higher logit)."""
+        distance = min(abs(index - a) for a in group.anchors)
+        held_distance, held_score = self.claims.setdefault(
+            index, (np.full(score.shape, np.iinfo(np.int32).max, np.int32), np.full(score.shape, -np.inf, np.float16)))
+        contested = (merged != 0) & (current != 0)
+        loses = contested & ((held_distance < distance) | ((held_distance == distance) & (held_score > score)))
         merged = np.where(loses, 0, merged)
-        kept[merged != 0] = score[merged != 0]
+        won = merged != 0
+        held_distance[won], held_score[won] = distance, score[won]
         return merged
 
     def _keep_low_res(self, state, group, index):

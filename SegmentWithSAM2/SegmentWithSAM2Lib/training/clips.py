@@ -22,6 +22,10 @@ class Clip:
     masks: torch.Tensor  # T, S, S (float 0/1)
     prompt: dict  # {"points": (N, 2) x,y frame pixels, "labels": (N,)} or {"mask": S x S}
 
+    def to(self, device) -> "Clip":
+        """The clip on the model's device (clips are sampled on the CPU)."""
+        return Clip(self.frames.to(device), self.masks.to(device), self.prompt)
+
 
 def sample_clip(volume, labels, label, length, image_size, rng, axis="auto", window=None) -> Clip | None:
     """``length`` slices starting on a slice holding ``label``, in a random direction; ``window``

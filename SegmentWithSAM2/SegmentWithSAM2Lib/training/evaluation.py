@@ -83,14 +83,14 @@ def corrective_click(prediction: np.ndarray, truth: np.ndarray):
     return {"position": [int(i), int(j), k], "positive": bool(truth[k, j, i])}
 
 
-def corrector_rounds(model, volume, labels, label, rounds: int) -> dict:
+def corrector_rounds(model, volume, labels, label, rounds: int, baseline: bool = True) -> dict:
     """Dice after the box and after each corrective round, for the engine and the baseline."""
     truth = labels == label
     session = VolumeSession(model, volume, axis="k")
     prompts = middle_slice_box(labels, label)
     result = session.propagate(prompts, PropagationOptions())
     engine, clicks = [result.labelmap == label], []
-    baseline, seeds = [region_growing_mask(volume, labels, label)], []
+    grown, seeds = [region_growing_mask(volume, labels, label)] if baseline else [], []
     for _ in range(rounds):
         click = corrective_click(engine[-1], truth)
         if click is not None:
@@ -98,14 +98,15 @@ def corrector_rounds(model, volume, labels, label, rounds: int) -> dict:
             clicks.append(click)
             result = session.propagate(prompts, PropagationOptions(), previous=result)
         engine.append(result.labelmap == label)
-        grow = corrective_click(baseline[-1], truth)
-        if grow is not None and grow["positive"]:
-            seeds.append(grow["position"])
-        baseline.append(region_growing_mask(volume, labels, label, seeds))
-    return {"engine": (engine, len(clicks)), "region growing": (baseline, len(seeds))}
+        if baseline:
+            grow = corrective_click(grown[-1], truth)
+            if grow is not None and grow["positive"]:
+                seeds.append(grow["position"])
+            grown.append(region_growing_mask(volume, labels, label, seeds))
+    return {"engine": (engine, len(clicks)), **({"region growing": (grown, len(seeds))} if baseline else {})}
 
 
-def evaluate(model, cases, protocol="box", rounds: int = 3) -> list[dict]:
+def evaluate(model, cases, protocol="box", rounds: int = 3, baseline: bool = True) -> list[dict]:
     """[{case, method, dice, hd95, nsd}] for the engine and the baseline on every labelled object;
     the corrector adds ``dice_rounds`` (after the box, then each round) and ``clicks``."""
     rows = []
@@ -114,12 +115,14 @@ def evaluate(model, cases, protocol="box", rounds: int = 3) -> list[dict]:
         for label in [int(v) for v in np.unique(labels) if v > 0]:
             truth = labels == label
             if protocol == "corrector":
-                for method, (masks, clicks) in corrector_rounds(model, volume, labels, label, rounds).items():
+                for method, (masks, clicks) in corrector_rounds(model, volume, labels, label, rounds, baseline).items():
                     rows.append({"case": f"{name}:{label}", "method": method, **scores(masks[-1], truth, spacing_kji),
                                  "dice_rounds": [scores(m, truth, spacing_kji)["dice"] for m in masks],
                                  "clicks": clicks})
                 continue
-            for method, mask in (("engine", engine_mask(model, volume, labels, label, protocol)),
-                                 ("region growing", region_growing_mask(volume, labels, label))):
+            methods = {"engine": lambda: engine_mask(model, volume, labels, label, protocol)}
+            if baseline:
+                methods["region growing"] = lambda: region_growing_mask(volume, labels, label)
+            for method, mask in ((m, run()) for m, run in methods.items()):
                 rows.append({"case": f"{name}:{label}", "method": method, **scores(mask, truth, spacing_kji)})
     return rows

@@ -27,7 +27,7 @@ def run_evaluation(args) -> int:
     if not cases:
         raise SegmentWithSAM2Error("nothing to evaluate: give --data and/or --synthetic N")
     model = model_from_args(args)
-    rows = evaluate(model, cases, args.protocol, args.rounds)
+    rows = evaluate(model, cases, args.protocol, args.rounds, baseline=args.baseline != "none")
     machine = describe_machine()
     table = markdown(rows, model, args.protocol) + f"\n\nMachine: {one_line(machine)}"
     print(table)

@@ -35,7 +35,8 @@ def clip_loss(model, clip, rng=None) -> torch.Tensor:
     a click sampled from the current error (positive where missed, negative where leaked) is
     added and the frame predicted again from its previous logits, a loss on every prediction.
     """
-    size = model.image_size
+    size, device = model.image_size, next(model.parameters()).device
+    clip = clip.to(device)
     backbone = model.forward_image(clip.frames)
     _, feats, pos, feat_sizes = model._prepare_backbone_features(backbone)
     outputs = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
@@ -43,10 +44,10 @@ def clip_loss(model, clip, rng=None) -> torch.Tensor:
     for t in range(len(clip.frames)):
         points = masks = previous = None
         if t == 0 and "mask" in clip.prompt:
-            masks = torch.as_tensor(clip.prompt["mask"])[None, None]
+            masks = torch.as_tensor(clip.prompt["mask"], device=device)[None, None]
         elif t == 0:
-            points = {"point_coords": torch.as_tensor(clip.prompt["points"])[None],
-                      "point_labels": torch.as_tensor(clip.prompt["labels"], dtype=torch.int32)[None]}
+            points = {"point_coords": torch.as_tensor(clip.prompt["points"], device=device)[None],
+                      "point_labels": torch.as_tensor(clip.prompt["labels"], dtype=torch.int32, device=device)[None]}
         corrections = _corrections(rng) if points is not None else 0
         frame_feats, frame_pos = [x[:, t:t + 1] for x in feats], [x[:, t:t + 1] for x in pos]
         for round_ in range(corrections + 1):
@@ -60,8 +61,8 @@ def clip_loss(model, clip, rng=None) -> torch.Tensor:
             click = _error_click(high_res, clip.masks[t], rng) if round_ < corrections else None
             if click is None:
                 break
-            points = {"point_coords": torch.cat([points["point_coords"], click[0]], 1),
-                      "point_labels": torch.cat([points["point_labels"], click[1]], 1)}
+            points = {"point_coords": torch.cat([points["point_coords"], click[0].to(device)], 1),
+                      "point_labels": torch.cat([points["point_labels"], click[1].to(device)], 1)}
             previous = low_res.detach().clamp(-32.0, 32.0)
         out.update(pred_masks=low_res, pred_masks_high_res=high_res, obj_ptr=obj_ptr)
         model._encode_memory_in_output(frame_feats, feat_sizes, points, True, high_res, object_score, out)
@@ -79,7 +80,7 @@ def _corrections(rng) -> int:
 def _error_click(high_res, target, rng):
     """A click uniformly from the error region: ((1, 1, 2) x,y coordinates, (1, 1) label) or None."""
     predicted = (high_res[0, 0] > 0).detach().cpu()
-    truth = target > 0.5
+    truth = target.cpu() > 0.5
     rows, cols = torch.nonzero(predicted != truth, as_tuple=True)
     if rows.numel() == 0:
         return None

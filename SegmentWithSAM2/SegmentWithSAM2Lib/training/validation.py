@@ -31,7 +31,8 @@ def box_dice(model: LoadedModel, volume, labels: np.ndarray, label: int = 1) -> 
 def validator(predictor, config: Path, cases):
     """A ``validate(model) -> mean Dice`` callback for the training loop."""
     def validate(_model) -> float:
-        wrapped = LoadedModel(predictor, "training", config, torch.device("cpu"), "fp32", "training")
+        device = next(predictor.parameters()).device  # validated where it trains, in fp32
+        wrapped = LoadedModel(predictor, "training", config, device, "fp32", "training")
         scores = [box_dice(wrapped, volume, labels, int(np.max(labels))) for volume, labels in cases]
         return float(np.mean(scores))
     return validate
