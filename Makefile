@@ -1,6 +1,6 @@
 # make demo: set up .venv from nothing and segment the bundled sample.
 # make test: set up .venv from nothing and run the test suites.
-# make bench: the performance benchmarks W1-W6 against sam2 used the usual ways (about an hour on 2 cores).
+# make bench: the performance benchmarks W1-W6 against sam2 used the usual ways (about 40 minutes on 2 cores).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python

@@ -126,7 +126,6 @@ def w1(method, repeats, quick):
             run = lambda: baselines.official(model.predictor, volume.array, window, middle, box)  # noqa: E731
         else:
             run = lambda: baselines.jpeg(model.predictor, volume.array, middle, box)  # noqa: E731
-            slices = 2 * volume.array.shape[0]  # forward and reverse over every slice
     else:
         model = medsam2("fp32" if method == "engine-fp32" else "auto")
         options = PropagationOptions(auto_stop=False, postprocess=None)

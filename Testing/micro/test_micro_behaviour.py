@@ -92,10 +92,9 @@ def test_a_negative_click_removes_a_leak_on_its_slice(micro):
     assert dice(after.labelmap[k] == 1, lobe_a[k]) >= 0.8
 
 
-@pytest.mark.xfail(strict=True, reason="not met as of 2026-11-22: Dice 0.47/0.54 (1.0 alone); objects prompted on "
-                   "different slices share ownership of the slices between them, and the object prompted later is "
-                   "tracked from the earlier slice before its own prompt; per-object passes are next")
 def test_two_objects_prompted_together_keep_their_own_labels(micro):
+    """Prompted on different slices (30 and 46): each object is tracked from its own prompt, and
+    where both claim a pixel the object prompted nearer that slice keeps it."""
     labels = np.zeros(SHAPE, np.uint8)
     labels[ellipsoid((30, 50, 40), (10, 18, 14))] = 1
     labels[ellipsoid((46, 80, 88), (12, 16, 18))] = 2
