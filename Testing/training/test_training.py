@@ -72,7 +72,10 @@ def test_train_command_lora_writes_an_adapter(tmp_path):
                  "--mode", "lora", "--rank", "2", "--steps", "2", "--output", str(out), "--device", "cpu",
                  "--precision", "bf16"]) == 0  # trains under bf16 autocast
     adapter = load_adapter(Path(out / "adapter.safetensors"))
-    assert adapter.rank == 2 and len(adapter.weights) == 24
+    # memory attention self + cross (8 per layer x 2) + decoder layers' three attentions (12 x 2)
+    # + the decoder's final attention (4) + its 4 output hypernetwork MLPs of 3 layers (12)
+    assert adapter.rank == 2 and len(adapter.weights) == 56
+    assert "sam_mask_decoder.output_hypernetworks_mlps.0.layers.2" in adapter.weights
     assert any(b.abs().sum() > 0 for _, b in adapter.weights.values())  # the up-projections were trained
 
 

@@ -9,10 +9,10 @@ input grid, slice by slice.
 Objects prompted on the same slices share one state (sam2 batches them, as its own predictor
 does); an object prompted on other slices gets passes of its own, from its own prompts.  In one
 shared state sam2 would track it from another object's slice, before its own prompt, from a
-memory many slices away.  Where objects of different groups claim the same pixel, the object
-prompted nearer that slice keeps it (the higher logit on a tie): logits of separate states are
-not comparable, the user's nearest prompt is the best evidence (with logits alone, the bundled
-micro model's mask for one object spilled over the other and took all of it).
+memory many slices away.  Where objects of different groups claim the same voxel, the object
+prompted nearer that slice keeps it (on a tie, the one written first): logits of separate states
+are not comparable and the user's nearest prompt is the best evidence (with logits alone, the
+bundled micro model's mask for one object spilled over the other and took all of it).
 """
 
 from __future__ import annotations
@@ -248,8 +248,6 @@ class _Run:
         self.pixel_area = float(np.prod(session.plan.pixel_spacing))
         self.total = sum(abs(stop - start) + 1 for g in groups for _, start, stop in g.passes)
         self.processed = {name: 0 for g in groups for name, _, _ in g.passes}
-        # per slice, who holds each pixel (prompt distance, logit), kept only when several groups write
-        self.claims = {} if len(groups) > 1 else None
 
     def all_passes(self):
         model = self.session.model
@@ -290,23 +288,20 @@ class _Run:
         on_slice = self.session.inplane.frame_to_image(logits).cpu().numpy()
         merged = merge_objects(on_slice, group.labels, self.pixel_area, self.options.postprocess)
         current = self.label_view[index]
-        if self.claims is not None:
-            merged = self._contested(group, index, merged, on_slice.max(axis=0), current)
+        if len(self.groups) > 1:
+            merged = self._contested(group, index, merged, current)
         # labels of objects outside this group (earlier groups, an earlier result) stay where nothing new is
         self.label_view[index] = np.where((merged == 0) & (current != 0), current, merged)
 
-    def _contested(self, group, index, merged, score, current):
-        """Drop new labels where another group of this run holds the pixel by a nearer prompt (or,
-        as near, a higher logit)."""
-        distance = min(abs(index - a) for a in group.anchors)
-        held_distance, held_score = self.claims.setdefault(
-            index, (np.full(score.shape, np.iinfo(np.int32).max, np.int32), np.full(score.shape, -np.inf, np.float16)))
-        contested = (merged != 0) & (current != 0)
-        loses = contested & ((held_distance < distance) | ((held_distance == distance) & (held_score > score)))
-        merged = np.where(loses, 0, merged)
-        won = merged != 0
-        held_distance[won], held_score[won] = distance, score[won]
-        return merged
+    def _contested(self, group, index, merged, current):
+        """Drop new labels where another group of this run holds the voxel by a prompt nearer
+        this slice, or as near and written first."""
+        distance = {label: min(abs(index - a) for a in g.anchors) for g in self.groups for label in g.labels}
+        held = np.full(max(max(distance), int(current.max())) + 1, np.iinfo(np.int64).max)
+        held[list(distance)] = list(distance.values())  # labels of an earlier result: never held here
+        others = (current != 0) & ~np.isin(current, group.labels)
+        loses = (merged != 0) & others & (held[current] <= distance[group.labels[0]])
+        return np.where(loses, 0, merged)
 
     def _keep_low_res(self, state, group, index):
         for label, logits in zip(group.labels, low_res_logits(state, index)):

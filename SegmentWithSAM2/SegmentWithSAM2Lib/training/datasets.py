@@ -34,6 +34,11 @@ def read_pairs(source, keep_labels=None) -> list[tuple]:
     return pairs
 
 
+def case_names(source) -> list[str]:
+    """Each pair's name for tables: its image file name without the extension(s)."""
+    return [image.name.split(".")[0] for image, _ in _pair_paths(Path(source))]
+
+
 def _pair_paths(source: Path):
     if source.is_dir():
         images, labels = source / "images", source / "labels"

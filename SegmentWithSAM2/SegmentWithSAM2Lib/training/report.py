@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import SegmentWithSAM2Error
 from ..machine import describe_machine, one_line
-from .datasets import parse_labels, read_pairs
+from .datasets import case_names, parse_labels, read_pairs
 from .evaluation import evaluate
 from .synthetic import parse_shapes, synthetic_volume
 
@@ -18,8 +18,10 @@ from .synthetic import parse_shapes, synthetic_volume
 def run_evaluation(args) -> int:
     from ..cli import model_from_args
 
-    cases = [(Path(str(i)).name, v, l) for i, (v, l) in enumerate(read_pairs(args.data, parse_labels(args.labels)))] \
-        if args.data else []
+    cases = []
+    if args.data:
+        pairs = read_pairs(args.data, parse_labels(args.labels))
+        cases = [(name, volume, labels) for name, (volume, labels) in zip(case_names(args.data), pairs)]
     held_out = np.random.default_rng(args.seed + 20_000)  # not the training seeds
     shapes = parse_shapes(args.synthetic_shapes)
     cases += [(f"synthetic{n}", *synthetic_volume(held_out, objects=1, modality=("CT", "MR")[n % 2], shapes=shapes))
