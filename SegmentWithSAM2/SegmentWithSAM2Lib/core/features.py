@@ -9,8 +9,9 @@ autocast, fp32 otherwise), so a cached slice gives the same result as a recomput
 
 On CUDA, ``encode_ahead`` runs the image encoder on the next slices of a pass in one batch
 before sam2 asks for them: a batch keeps the GPU busy where single slices leave it waiting on
-launches.  Off by default on the CPU, where a batch is not faster and the fp32 fidelity to sam2's
-own predictor is tested voxel for voxel.
+launches.  Off by default on the CPU, where a batch is not faster (MedSAM2 512 px, 24 slices, bf16
+on this project's 2-core CPU: 15.4 s one at a time, 16.1 s in batches of 8) and the fp32 fidelity to
+sam2's own predictor is tested voxel for voxel.
 """
 
 from __future__ import annotations
