@@ -17,6 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baselines  # noqa: E402
+from workloads import soft_tissue  # noqa: E402
 
 from SegmentWithSAM2Lib.core.engine import PropagationOptions, VolumeSession  # noqa: E402
 from SegmentWithSAM2Lib.core.model import load_model  # noqa: E402
@@ -47,8 +48,7 @@ def main(argv=None) -> int:
             lambda: VolumeSession(model, volume, axis="k", window="soft-tissue").propagate(prompts, options),
             args.repeats)
     model = load_model("micro", device="cpu", precision="fp32")
-    window = VolumeSession(model, volume, axis="k", window="soft-tissue").window
-    window = (window.lower, window.upper)
+    window = soft_tissue(volume)  # the engine's window, for the official baseline
     timings["official fp32"] = _median(
         lambda: baselines.official(model.predictor, volume.array, window, middle, box), args.repeats)
     rows_out = [{"method": name, "seconds": t, "ms_per_slice": 1000 * t / slices_run,

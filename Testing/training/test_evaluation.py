@@ -67,3 +67,13 @@ def test_corrector_protocol_reports_dice_per_round_and_clicks(tmp_path):
         assert len(row["dice_rounds"]) == 3 and row["dice_rounds"][-1] == pytest.approx(row["dice"])
         assert 0 <= row["clicks"] <= 2
     assert " -> " in report.with_suffix(".md").read_text()
+
+
+def test_evaluate_without_the_baseline_reports_the_engine_alone(tmp_path):
+    report = tmp_path / "eval.json"
+    for protocol in ("box", "corrector"):
+        assert main(["evaluate", "--synthetic", "1", "--config", "micro_256.yaml", "--random-init", "--device", "cpu",
+                     "--precision", "fp32", "--protocol", protocol, "--rounds", "1", "--baseline", "none",
+                     "--report", str(report)]) == 0
+        assert [r["method"] for r in json.loads(report.read_text())["rows"]] == ["engine"]
+        assert "region growing" not in report.with_suffix(".md").read_text()

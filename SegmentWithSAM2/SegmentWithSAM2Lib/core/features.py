@@ -96,8 +96,8 @@ def encode_ahead(predictor, frames, cache: FeatureCache, indices, device: torch.
         return
     images = torch.stack([frames[i] for i in todo])
     if device.type == "cuda":  # pinned: the copy runs beside the work already queued on the GPU
-        images = images.pin_memory().to(device, non_blocking=True)
-    backbone_out = predictor.forward_image(images.to(device).float())
+        images = images.pin_memory()
+    backbone_out = predictor.forward_image(images.to(device, non_blocking=True))
     for n, index in enumerate(todo):
         # clones: a view would keep the whole batch alive in the cache
         cache.put(index, {key: [t[n:n + 1].clone() for t in backbone_out[key]]

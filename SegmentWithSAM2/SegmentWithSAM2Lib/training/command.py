@@ -20,7 +20,8 @@ from .validation import validator
 # attention in memory and decoder, and the decoder's per-mask output MLPs: a new structure's shape
 # (a ring, say) is decided there, not in the image encoder, which LoRA leaves alone
 LORA_TARGETS = ["memory_attention.layers.*.self_attn.*_proj", "memory_attention.layers.*.cross_attn_image.*_proj",
-                "sam_mask_decoder.transformer.layers.*.*_proj", "sam_mask_decoder.transformer.final_attn_token_to_image.*_proj",
+                "sam_mask_decoder.transformer.layers.*.*_proj",
+                "sam_mask_decoder.transformer.final_attn_token_to_image.*_proj",
                 "sam_mask_decoder.output_hypernetworks_mlps.*.layers.*"]
 
 

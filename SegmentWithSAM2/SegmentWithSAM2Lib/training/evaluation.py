@@ -120,9 +120,9 @@ def evaluate(model, cases, protocol="box", rounds: int = 3, baseline: bool = Tru
                                  "dice_rounds": [scores(m, truth, spacing_kji)["dice"] for m in masks],
                                  "clicks": clicks})
                 continue
-            methods = {"engine": lambda: engine_mask(model, volume, labels, label, protocol)}
+            masks = {"engine": engine_mask(model, volume, labels, label, protocol)}
             if baseline:
-                methods["region growing"] = lambda: region_growing_mask(volume, labels, label)
-            for method, mask in ((m, run()) for m, run in methods.items()):
+                masks["region growing"] = region_growing_mask(volume, labels, label)
+            for method, mask in masks.items():
                 rows.append({"case": f"{name}:{label}", "method": method, **scores(mask, truth, spacing_kji)})
     return rows
