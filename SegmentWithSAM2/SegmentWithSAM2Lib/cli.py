@@ -82,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--clip-length", type=int, default=4)
     train.add_argument("--lr", type=float, default=3e-4)
     train.add_argument("--rank", type=int, default=8, help="LoRA rank")
+    train.add_argument("--rescale-image-features", type=float, metavar="RMS",
+                       help="full mode: first scale the image features to this RMS (compensated exactly where "
+                       "sam2 maps them linearly) when they drown the prompts' positions, e.g. 1.0")
+    train.add_argument("--freeze", metavar="MODULES", help="full/scratch mode: leave these modules' weights as "
+                       "they are, e.g. image_encoder or image_encoder,memory_encoder")
+    train.add_argument("--reinit", metavar="MODULES", help="full mode: start these modules from fresh random weights "
+                       "(seeded), e.g. sam_mask_decoder.transformer when a decoder has learned to ignore prompts")
     train.add_argument("--output", required=True, help="folder for checkpoints, the log and the result")
     add_model_arguments(train)
     train.set_defaults(run=_run_train)

@@ -48,6 +48,23 @@ def test_the_budget_bounds_the_cache_least_recently_used_first():
     assert cache.get(7) == (None, None) and cache.misses == 1 and cache.hits == 1
 
 
+def test_past_the_device_budget_features_wait_in_host_memory_then_come_back():
+    # the tiers' bookkeeping on CPU tensors (on a GPU the same moves are device <-> pinned copies)
+    cache = FeatureCache(budget_mb=1, host_budget_mb=1)
+    entries = {i: torch.full((64, 64, 32), float(i)) for i in range(5)}  # 512 KiB each
+    for index in range(4):
+        cache.put(index, {"backbone_fpn": [entries[index]], "vision_pos_enc": [torch.zeros(1)]})
+    assert [cache.on_host(i) for i in range(4)] == [True, True, False, False]
+    assert cache.bytes == cache.host_bytes == 2 * 64 * 64 * 32 * 4
+    _, out = cache.get(0)  # back from the host tier, as computed; the least recent device entry leaves
+    torch.testing.assert_close(out["backbone_fpn"][0], entries[0], rtol=0, atol=0)
+    assert not cache.on_host(0) and cache.on_host(2) and cache.on_host(1)
+    cache.put(4, {"backbone_fpn": [entries[4]], "vision_pos_enc": [torch.zeros(1)]})
+    assert 1 not in cache and cache.on_host(2) and cache.on_host(3)  # past the host budget: dropped, oldest first
+    assert len(cache) == 4 and cache.misses == 0 and cache.hits == 1
+    assert cache.get(1) == (None, None) and cache.misses == 1
+
+
 def test_a_preview_is_the_one_slice_propagation_without_memory_work(medsam2_random, monkeypatch):
     session = VolumeSession(medsam2_random, volume(), window="0,200")
     elsewhere = [{"position": [10, 10, 4], "positive": True}]  # another slice's prompt: left out

@@ -214,3 +214,17 @@ def test_twins_are_two_touching_lobes_of_one_intensity():
         background = float(np.mean(volume.array[labels == 0]))
         # one level; only the MR bias field (it varies across the volume) separates them a little
         assert abs(lobe_means[0] - lobe_means[1]) < 0.2 * abs(lobe_means[0] - background)
+
+
+def test_a_one_frame_clip_prompted_by_its_own_mask_scores_nothing():
+    # sam2 returns such a mask as it is (use_mask_input_as_output_without_sam): there is no prediction to
+    # score, and training skips the clip instead of failing on a float loss
+    model = build_predictor(resolve_config(MICRO)).train()
+    rng = np.random.default_rng(0)
+    volume, labels = synthetic_volume(rng, (12, 48, 48), objects=1)
+    clip = sample_clip(volume, labels, 1, 1, 256, rng)
+    clip.prompt = {"mask": clip.masks[0].numpy()}
+    assert clip_loss(model, clip) is None
+    clip.prompt = simulate_prompt(clip.masks[0].numpy(), np.random.default_rng(3))
+    clip.prompt = clip.prompt if "mask" not in clip.prompt else {"points": np.array([[128.0, 128.0]]), "labels": np.array([1])}
+    assert clip_loss(model, clip).item() > 0

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import Cancelled, SegmentWithSAM2Error
-from .features import DEFAULT_BUDGET_MB, CachedState, FeatureCache, default_batch, encode_ahead
+from .features import DEFAULT_BUDGET_MB, CachedState, FeatureCache, default_batch, default_host_budget, encode_ahead
 from .frames import FrameSequence
 from .geometry import plan_slices
 from .inplane import InPlaneMap
@@ -62,9 +62,12 @@ class SegmentationResult:
 
 class VolumeSession:
     def __init__(self, model: LoadedModel, volume: Volume, axis: str = "auto", window="auto",
-                 feature_budget_mb: float = DEFAULT_BUDGET_MB, encode_batch: int | None = None):
+                 feature_budget_mb: float = DEFAULT_BUDGET_MB, encode_batch: int | None = None,
+                 host_budget_mb: float | None = None):
         self.model, self.volume = model, volume
-        self.features = FeatureCache(feature_budget_mb)
+        # on a GPU, features past the device budget wait in host memory rather than being recomputed
+        host = default_host_budget(model.device) if host_budget_mb is None else host_budget_mb
+        self.features = FeatureCache(feature_budget_mb, host)
         # slices encoded per batch ahead of a pass (0: one at a time, as sam2 does)
         self.encode_batch = default_batch(model.device) if encode_batch is None else int(encode_batch)
         self.plan = plan_slices(volume, axis)

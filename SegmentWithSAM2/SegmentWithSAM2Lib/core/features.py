@@ -4,7 +4,8 @@ model: a change of any of them is a new session, so nothing stale can be served)
 sam2 keeps the features of only the most recent frame.  Here every slice's backbone output is
 kept, least recently used first out when the memory budget is reached, and reused by the second
 direction's pass over the prompted slice, by re-propagations after corrections and by slice
-previews.  The tensors are stored exactly as the image encoder produced them (bf16 under bf16
+previews; on a GPU, slices past the device budget move to host memory instead of being dropped.
+The tensors are stored exactly as the image encoder produced them (bf16 under bf16
 autocast, fp32 otherwise), so a cached slice gives the same result as a recomputed one.
 
 On CUDA, ``encode_ahead`` runs the image encoder on the next slices of a pass in one batch
@@ -22,27 +23,41 @@ import torch
 
 DEFAULT_BUDGET_MB = 2048
 DEFAULT_CUDA_BATCH = 16
+DEFAULT_HOST_BUDGET_MB = 8192
 # sam2 returns the input image next to its features but never uses it past the lookup; an empty
 # stand-in saves 3 x S x S floats per slice.
 _NO_IMAGE = torch.empty(1, 0, 0, 0)
 
 
 class FeatureCache:
-    def __init__(self, budget_mb: float = DEFAULT_BUDGET_MB):
-        self.budget = int(budget_mb * 2 ** 20)
-        self.bytes = 0
+    """Backbone outputs by slice index, least recently used first out past ``budget_mb``.
+
+    With a ``host_budget_mb`` (on a GPU: the volume's features need not fit in device memory),
+    entries past the device budget move to pinned host memory instead of being dropped, and a
+    hit there copies them back (promoted to most recently used); past the host budget they go.
+    """
+
+    def __init__(self, budget_mb: float = DEFAULT_BUDGET_MB, host_budget_mb: float = 0.0):
+        self.budget, self.host_budget = int(budget_mb * 2 ** 20), int(host_budget_mb * 2 ** 20)
+        self.bytes = self.host_bytes = 0
         self.hits = self.misses = 0
         self._entries: OrderedDict[int, list] = OrderedDict()
+        self._host: OrderedDict[int, tuple[list, torch.device]] = OrderedDict()
         self._positions = None  # the positional encodings are the same for every slice
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._entries) + len(self._host)
 
     def __contains__(self, index: int) -> bool:
-        return index in self._entries
+        return index in self._entries or index in self._host
+
+    def on_host(self, index: int) -> bool:
+        return index in self._host
 
     def get(self, index: int, default=(None, None)):
         """sam2's lookup: (image, backbone_out) or ``default``."""
+        if index in self._host:
+            self._promote(index)
         levels = self._entries.get(index)
         if levels is None:
             self.misses += 1
@@ -54,16 +69,47 @@ class FeatureCache:
 
     def put(self, index: int, backbone_out: dict) -> None:
         levels = list(backbone_out["backbone_fpn"])
-        size = sum(t.numel() * t.element_size() for t in levels)
-        if size > self.budget or index in self._entries:
+        if _nbytes(levels) > self.budget or index in self:
             return
         if self._positions is None:
             self._positions = list(backbone_out["vision_pos_enc"])
-        while self._entries and self.bytes + size > self.budget:
-            _, evicted = self._entries.popitem(last=False)
-            self.bytes -= sum(t.numel() * t.element_size() for t in evicted)
+        self._add(index, levels)
+
+    def _add(self, index, levels):
         self._entries[index] = levels
-        self.bytes += size
+        self.bytes += _nbytes(levels)
+        while len(self._entries) > 1 and self.bytes > self.budget:  # never the entry just added
+            old, evicted = self._entries.popitem(last=False)
+            self.bytes -= _nbytes(evicted)
+            self._offload(old, evicted)
+
+    def _offload(self, index, levels):
+        size = _nbytes(levels)
+        if size > self.host_budget:
+            return
+        device = levels[0].device
+        pin = device.type == "cuda"  # pinned: copies both ways run beside the GPU's queued work
+        self._host[index] = ([_to_host(t, pin) for t in levels], device)
+        self.host_bytes += size
+        while self.host_bytes > self.host_budget:
+            _, (dropped, _) = self._host.popitem(last=False)
+            self.host_bytes -= _nbytes(dropped)
+
+    def _promote(self, index):
+        levels, device = self._host.pop(index)
+        self.host_bytes -= _nbytes(levels)
+        self._add(index, [t.to(device, non_blocking=True) for t in levels])
+
+
+def _nbytes(levels) -> int:
+    return sum(t.numel() * t.element_size() for t in levels)
+
+
+def _to_host(tensor: torch.Tensor, pin: bool) -> torch.Tensor:
+    if tensor.device.type == "cpu":
+        return tensor
+    host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=pin)
+    return host.copy_(tensor, non_blocking=pin)  # stream-ordered before any later copy back
 
 
 class CachedState(dict):
@@ -87,6 +133,11 @@ class CachedState(dict):
 
 def default_batch(device: torch.device) -> int:
     return DEFAULT_CUDA_BATCH if device.type == "cuda" else 0
+
+
+def default_host_budget(device: torch.device) -> float:
+    """MB of host memory for features offloaded from a GPU (none on the CPU: they are there)."""
+    return DEFAULT_HOST_BUDGET_MB if device.type == "cuda" else 0.0
 
 
 def encode_ahead(predictor, frames, cache: FeatureCache, indices, device: torch.device) -> None:

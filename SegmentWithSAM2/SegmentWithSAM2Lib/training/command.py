@@ -50,6 +50,13 @@ def run_training(args) -> int:
         parameters = _attach(predictor, adapter)
 
     sources = [c for c in (_catalogue(files), _catalogue(synthetic)) if c]
+    output = Path(args.output)
+    if args.rescale_image_features:
+        _rescale(predictor, args, sources, model.image_size, output)
+    if args.reinit:
+        _reinit(predictor, args.reinit, args.mode, model.config, args.seed, output)
+    if args.freeze:
+        _freeze(predictor, args.freeze, args.mode)
 
     def next_clip(generator):
         # files and synthetic volumes half and half when both are given: a few real volumes
@@ -63,7 +70,6 @@ def run_training(args) -> int:
     held_out = np.random.default_rng(args.seed + 10_000)  # never the training volumes
     cases = [synthetic_volume(held_out, (32, 96, 96), objects=1, modality=m, shapes=shapes) for m in ("CT", "MR") * 3]
     validate = validator(predictor, model.config, cases)
-    output = Path(args.output)
     settings = TrainSettings(steps=args.steps, clip_length=args.clip_length, lr=args.lr, seed=args.seed,
                              checkpoint_every=max(1, min(200, args.steps)), autocast=model.autocast)
     with open(output.mkdir(parents=True, exist_ok=True) or output / "train.log", "a") as log, \
@@ -75,6 +81,62 @@ def run_training(args) -> int:
     else:
         torch.save({"model": predictor.state_dict()}, output / "model.pt")
     return 0
+
+
+def _rescale(predictor, args, sources, image_size, output: Path):
+    """Image features to the RMS asked for, measured on 8 training clips (a fixed draw); skipped
+    when resuming, whose last.pt already holds the rescaled weights."""
+    from .rescale import rescale_image_features
+
+    if args.mode != "full":
+        raise SegmentWithSAM2Error("--rescale-image-features changes the base weights: use it with --mode full")
+    if (output / "last.pt").exists():
+        return
+    draw, frames = np.random.default_rng(args.seed + 20_000), []
+    for i in range(64):
+        catalogue = sources[i % len(sources)]
+        volume, labels, present = catalogue[(i // len(sources)) % len(catalogue)]
+        clip = sample_clip(volume, labels, int(present[0]), 1, image_size, draw, window="auto")
+        frames += [clip.frames[0]] if clip is not None else []
+        if len(frames) == 8:
+            break
+    factor = rescale_image_features(predictor, torch.stack(frames), args.rescale_image_features)
+    print(f"image features scaled by {factor:.4g} to RMS {args.rescale_image_features}", flush=True)
+
+
+def _modules(predictor, option: str, text: str) -> dict:
+    """The named submodules of an option's comma list, or an error naming the top-level ones."""
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    known = dict(predictor.named_modules())
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        top = ", ".join(name for name, _ in predictor.named_children())
+        missing = ", ".join(unknown) or repr(text)
+        raise SegmentWithSAM2Error(f"{option}: no module {missing}; the model has {top} "
+                                   "(and their submodules, e.g. sam_mask_decoder.transformer)")
+    return {n: known[n] for n in names}
+
+
+def _freeze(predictor, modules: str, mode: str):
+    if mode == "lora":
+        raise SegmentWithSAM2Error("--freeze is for full and scratch training; lora already freezes the base")
+    for module in _modules(predictor, "--freeze", modules).values():
+        for p in module.parameters():
+            p.requires_grad_(False)
+
+
+def _reinit(predictor, modules: str, mode: str, config, seed: int, output: Path):
+    """Fresh weights (those ``scratch`` would start from with this seed); skipped when resuming."""
+    from ..core.model import build_predictor
+
+    if mode != "full":
+        raise SegmentWithSAM2Error("--reinit replaces part of the loaded weights: use it with --mode full")
+    chosen = _modules(predictor, "--reinit", modules)
+    if (output / "last.pt").exists():
+        return
+    fresh = dict(build_predictor(config, seed).named_modules())
+    for name, module in chosen.items():
+        module.load_state_dict(fresh[name].state_dict())
 
 
 def _catalogue(pairs):

@@ -67,7 +67,7 @@ def clip_loss(model, clip, rng=None) -> torch.Tensor:
         out.update(pred_masks=low_res, pred_masks_high_res=high_res, obj_ptr=obj_ptr)
         model._encode_memory_in_output(frame_feats, feat_sizes, points, True, high_res, object_score, out)
         outputs["cond_frame_outputs" if t == 0 else "non_cond_frame_outputs"][t] = out
-    return total / max(terms, 1)
+    return total / terms if terms else None  # a one-frame clip prompted by its own mask scores nothing
 
 
 def _corrections(rng) -> int:
@@ -116,6 +116,8 @@ def train(model, next_clip, settings: TrainSettings, output: Path, validate=None
             group["lr"] = lr_at(step, settings)
         with settings.autocast() if settings.autocast else contextlib.nullcontext():
             loss = clip_loss(model, clip, rng)
+        if loss is None:
+            continue
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
