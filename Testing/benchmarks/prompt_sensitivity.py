@@ -44,14 +44,20 @@ def twins_slice(image_size: int, k: int = 40):
 
 
 @torch.no_grad()
-def decoder_logits(predictor, frames, points, labels, multimask=False):
-    """sam2's prompted-frame path (no memory): low-res logits and the chosen high-res mask."""
+def prompted_frame_features(predictor, frames):
+    """What sam2's decoder gets on a prompted frame (no memory): features + no-memory embedding,
+    and the high-resolution levels."""
     _, feats, _, sizes = predictor._prepare_backbone_features(predictor.forward_image(frames))
     pix = (feats[-1] + predictor.no_mem_embed).permute(1, 2, 0).view(1, -1, *sizes[-1])
-    high_res = [x.permute(1, 2, 0).view(x.size(1), x.size(2), *s) for x, s in zip(feats[:-1], sizes[:-1])]
+    return pix, [x.permute(1, 2, 0).view(x.size(1), x.size(2), *s) for x, s in zip(feats[:-1], sizes[:-1])]
+
+
+@torch.no_grad()
+def decoder_logits(predictor, features, points, labels):
+    """Low-res logits and the high-res mask of sam2's single-mask output for one prompt."""
     prompt = {"point_coords": torch.tensor([points], dtype=torch.float32),
               "point_labels": torch.tensor([labels], dtype=torch.int32)}
-    out = predictor._forward_sam_heads(pix, prompt, None, high_res, multimask)
+    out = predictor._forward_sam_heads(*features[:1], prompt, None, features[1], False)
     return out[3], out[4][0, 0] > 0
 
 
@@ -73,12 +79,13 @@ def main(argv=None) -> int:
     prompts = {"click on A": ([centre[0]], [1]), "click on B": ([centre[1]], [1]),
                "negative click on B alone": ([centre[1]], [0]), "box on A": (box, [2, 3]),
                "click on A + negative on B": ([centre[0], centre[1]], [1, 0])}
-    reference, _ = decoder_logits(predictor, frames, *prompts["click on A"])
+    features = prompted_frame_features(predictor, frames)  # one image encoding for every prompt
+    reference, _ = decoder_logits(predictor, features, *prompts["click on A"])
     print(f"{model.model_id}: image features RMS {image_feature_rms(predictor, frames):.2f}")
     print("| prompt | max abs logit difference from the click on A | mask px in A | mask px in B |")
     print("|---|---|---|---|")
     for name, (points, labels) in prompts.items():
-        logits, mask = decoder_logits(predictor, frames, points, labels)
+        logits, mask = decoder_logits(predictor, features, points, labels)
         print(f"| {name} | {float((logits - reference).abs().max()):.2e} | {int((mask & lobe_a).sum())} "
               f"| {int((mask & lobe_b).sum())} |")
     return 0

@@ -1,9 +1,9 @@
-"""Time per slice by its position in a pass: why a long volume's mean per-slice time (W4) can
-differ from a short one's (W1) when every slice does the same work.
+"""Time per slice by its distance from the prompted slice, for volumes of several lengths: does
+per-slice time grow with length (W4 against W1), or with the position in a pass?
 
 sam2 attends to up to ``num_maskmem`` mask memories and ``max_obj_ptrs_in_encoder`` object
-pointers; the first slices of a pass have fewer of them, so they are cheaper, and a short pass
-has proportionally more of them.  Each volume runs after a warm-up run on a short one.
+pointers, so the first slices of a pass have fewer to attend to.  Each volume runs after a
+warm-up run on a short one.
 
     python Testing/benchmarks/slice_times.py [--slices 96 512] [--results FOLDER]
 """
@@ -35,15 +35,12 @@ def slice_times(model, slices: int) -> dict:
                       on_progress=lambda done, total, index, name: stamps.append((name, index, time.perf_counter())))
     total = time.perf_counter() - started
     by_band = {band: [] for band in BANDS}
-    previous = {"forward": started, "backward": None}
-    for name, index, stamp in stamps:
-        since = previous[name] if previous[name] is not None else previous["forward"]
+    last = started  # the passes run one after the other: each slice's time is since the one before
+    for _, index, stamp in stamps:
         position = abs(index - middle)
         band = next(b for b in BANDS if b[0] <= position < b[1])
-        by_band[band].append(1000 * (stamp - since))
-        previous[name] = stamp
-        if name == "forward" and index == volume.array.shape[0] - 1:
-            previous["backward"] = stamp  # the backward pass starts when the forward one ends
+        by_band[band].append(1000 * (stamp - last))
+        last = stamp
     return {"slices": slices + 1, "seconds": total, "ms_per_slice": 1000 * total / (slices + 1),
             "bands": {_label(lo, hi): {"n": len(v), "median_ms": statistics.median(v)}
                       for (lo, hi), v in by_band.items() if v}}

@@ -100,6 +100,8 @@ def _rescale(predictor, args, sources, image_size, output: Path):
         frames += [clip.frames[0]] if clip is not None else []
         if len(frames) == 8:
             break
+    if not frames:
+        raise SegmentWithSAM2Error("--rescale-image-features found no labelled slice to measure the features on")
     factor = rescale_image_features(predictor, torch.stack(frames), args.rescale_image_features)
     print(f"image features scaled by {factor:.4g} to RMS {args.rescale_image_features}", flush=True)
 

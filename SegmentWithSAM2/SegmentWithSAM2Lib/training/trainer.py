@@ -28,7 +28,7 @@ class TrainSettings:
     autocast: object = None  # a context factory (LoadedModel.autocast): bf16 where the hardware has it
 
 
-def clip_loss(model, clip, rng=None) -> torch.Tensor:
+def clip_loss(model, clip, rng=None) -> torch.Tensor | None:
     """Track one clip: frame 0 conditioned on its prompt, the rest from memory (the loss in fp32).
 
     With ``rng``, a clicked first frame sometimes gets corrective clicks as in SAM2's training:
