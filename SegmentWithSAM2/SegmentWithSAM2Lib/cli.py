@@ -89,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
                        "they are, e.g. image_encoder or image_encoder,memory_encoder")
     train.add_argument("--reinit", metavar="MODULES", help="full mode: start these modules from fresh random weights "
                        "(seeded), e.g. sam_mask_decoder.transformer when a decoder has learned to ignore prompts")
+    train.add_argument("--leak-corrections", type=float, default=0.0, metavar="P",
+                       help="share of clips whose first frame is a correction: an earlier mask leaking into a "
+                       "neighbouring object, with negative clicks on it (teaches negative clicks; default 0)")
     train.add_argument("--output", required=True, help="folder for checkpoints, the log and the result")
     add_model_arguments(train)
     train.set_defaults(run=_run_train)

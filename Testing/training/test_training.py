@@ -228,3 +228,24 @@ def test_a_one_frame_clip_prompted_by_its_own_mask_scores_nothing():
     rows, cols = np.nonzero(clip.masks[0].numpy())
     clip.prompt = {"points": np.array([[cols.mean(), rows.mean()]], np.float32), "labels": np.array([1])}
     assert clip_loss(model, clip).item() > 0  # a clicked frame is scored
+
+
+def test_a_leak_correction_feeds_the_leaking_mask_with_negative_clicks_on_the_neighbour():
+    mask = np.zeros((64, 64), bool)
+    mask[20:40, 20:40] = True
+    neighbour = np.zeros_like(mask)
+    neighbour[20:40, 40:55] = True
+    rng = np.random.default_rng(0)
+    prompt = simulate_prompt(mask.astype(np.float32), rng, neighbour, leak=1.0)
+    np.testing.assert_array_equal(prompt["leaked"], (mask | neighbour).astype(np.float32))
+    assert (prompt["labels"] == 0).all() and all(neighbour[y, x] for x, y in prompt["points"].astype(int))
+    assert "leaked" not in simulate_prompt(mask.astype(np.float32), rng, None, leak=1.0)  # no neighbour, no leak
+
+    torch.manual_seed(0)
+    model = build_predictor(resolve_config(MICRO)).train()
+    volume, labels = synthetic_volume(np.random.default_rng(0), (12, 48, 48), shapes=("twins",))
+    clip = sample_clip(volume, labels, 1, 1, 256, np.random.default_rng(0), leak=1.0)
+    assert "leaked" in clip.prompt and clip.prompt["leaked"].sum() > clip.masks[0].sum()
+    clip_loss(model, clip).backward()
+    # the earlier mask reached the decoder through the prompt encoder's mask path
+    assert model.sam_prompt_encoder.mask_downscaling[0].weight.grad.abs().sum() > 0

@@ -27,9 +27,10 @@ class Clip:
         return Clip(self.frames.to(device), self.masks.to(device), self.prompt)
 
 
-def sample_clip(volume, labels, label, length, image_size, rng, axis="auto", window=None) -> Clip | None:
+def sample_clip(volume, labels, label, length, image_size, rng, axis="auto", window=None, leak=0.0) -> Clip | None:
     """``length`` slices starting on a slice holding ``label``, in a random direction; ``window``
-    None draws one (the inference default half the time, otherwise a jittered one)."""
+    None draws one (the inference default half the time, otherwise a jittered one); ``leak``: see
+    simulate_prompt."""
     plan = plan_slices(volume, axis)
     inplane = InPlaneMap.fit(plan.slice_shape, plan.pixel_spacing, image_size)
     window = window or _random_window(volume.metadata.get("modality"), rng)
@@ -51,12 +52,21 @@ def sample_clip(volume, labels, label, length, image_size, rng, axis="auto", win
     masks, others = (masks[:, 0] >= 0.5).float(), others[0, 0].numpy() >= 0.5
     if not masks[0].any():
         return None
-    return Clip(_augment(images, rng), masks, simulate_prompt(masks[0].numpy(), rng, others))
+    return Clip(_augment(images, rng), masks, simulate_prompt(masks[0].numpy(), rng, others, leak))
 
 
-def simulate_prompt(mask: np.ndarray, rng, others: np.ndarray | None = None) -> dict:
+def simulate_prompt(mask: np.ndarray, rng, others: np.ndarray | None = None, leak: float = 0.0) -> dict:
     """As SAM2 is trained: a jittered box, one or a few clicks from the object, or the mask
-    itself; clicks and boxes sometimes come with negative clicks on a neighbour or next to the object."""
+    itself; clicks and boxes sometimes come with negative clicks on a neighbour or next to the object.
+
+    With probability ``leak``, when a neighbour is there: the correction of a leak instead, an
+    earlier mask (``leaked``) that takes the object and its neighbour, with negative clicks on the
+    neighbour, as a user corrects a propagated slice.  0 draws nothing, so runs without it keep
+    their random stream."""
+    if leak and others is not None and others.any() and rng.random() < leak:
+        negatives = _negative_clicks(mask > 0, others, rng, on_neighbour=True)
+        return {"points": negatives, "labels": np.zeros(len(negatives), int),
+                "leaked": ((mask > 0) | others).astype(np.float32)}
     rows, cols = np.nonzero(mask > 0)
     choice = rng.random()
     if choice < 0.5:
@@ -76,9 +86,10 @@ def simulate_prompt(mask: np.ndarray, rng, others: np.ndarray | None = None) -> 
     return prompt
 
 
-def _negative_clicks(mask, others, rng) -> np.ndarray:
+def _negative_clicks(mask, others, rng, on_neighbour=False) -> np.ndarray:
     """One or two clicks on a neighbouring object when there is one, else just outside the object."""
-    region = others if others is not None and others.any() and rng.random() < 0.7 else \
+    has_neighbour = others is not None and others.any()
+    region = others if has_neighbour and (on_neighbour or rng.random() < 0.7) else \
         ndimage.binary_dilation(mask, iterations=int(rng.integers(3, 12))) & ~mask
     rows, cols = np.nonzero(region)
     picks = rng.integers(0, rows.size, int(rng.integers(1, 3)))

@@ -65,7 +65,8 @@ def run_training(args) -> int:
         volume, labels, present = catalogue[int(generator.integers(len(catalogue)))]
         label = int(generator.choice(present))
         axis = "auto" if generator.random() < 0.6 else str(generator.choice(["i", "j", "k"]))
-        return sample_clip(volume, labels, label, args.clip_length, model.image_size, generator, axis=axis)
+        return sample_clip(volume, labels, label, args.clip_length, model.image_size, generator, axis=axis,
+                           leak=args.leak_corrections)
 
     held_out = np.random.default_rng(args.seed + 10_000)  # never the training volumes
     cases = [synthetic_volume(held_out, (32, 96, 96), objects=1, modality=m, shapes=shapes) for m in ("CT", "MR") * 3]

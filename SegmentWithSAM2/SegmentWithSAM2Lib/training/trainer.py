@@ -48,6 +48,8 @@ def clip_loss(model, clip, rng=None) -> torch.Tensor | None:
         elif t == 0:
             points = {"point_coords": torch.as_tensor(clip.prompt["points"], device=device)[None],
                       "point_labels": torch.as_tensor(clip.prompt["labels"], dtype=torch.int32, device=device)[None]}
+            if "leaked" in clip.prompt:  # a correction: the clicks come with the earlier, leaking mask
+                previous = _as_logits(clip.prompt["leaked"], model.sam_prompt_encoder.mask_input_size, device)
         corrections = _corrections(rng) if points is not None else 0
         frame_feats, frame_pos = [x[:, t:t + 1] for x in feats], [x[:, t:t + 1] for x in pos]
         for round_ in range(corrections + 1):
@@ -68,6 +70,14 @@ def clip_loss(model, clip, rng=None) -> torch.Tensor | None:
         model._encode_memory_in_output(frame_feats, feat_sizes, points, True, high_res, object_score, out)
         outputs["cond_frame_outputs" if t == 0 else "non_cond_frame_outputs"][t] = out
     return total / terms if terms else None  # a one-frame clip prompted by its own mask scores nothing
+
+
+def _as_logits(mask, size, device) -> torch.Tensor:
+    """A 0/1 frame mask as the low-resolution logits sam2 feeds back with new clicks (about +-10,
+    as confident earlier predictions are)."""
+    low = F.interpolate(torch.as_tensor(mask, device=device)[None, None], size=tuple(size), mode="bilinear",
+                        align_corners=False)
+    return 20.0 * (low - 0.5)
 
 
 def _corrections(rng) -> int:
