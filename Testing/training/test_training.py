@@ -119,11 +119,17 @@ def test_only_the_chosen_labels_are_kept(tmp_path):
     np.testing.assert_array_equal(kept, np.where(labels == 2, 2, 0))
 
 
-def test_negative_clicks_fall_on_the_neighbour_or_just_outside():
+def square_and_neighbour():
+    """A 20-px square object and a neighbour touching its right side, on a 64-px frame."""
     mask = np.zeros((64, 64), bool)
     mask[20:40, 20:40] = True
     neighbour = np.zeros_like(mask)
     neighbour[20:40, 40:55] = True
+    return mask, neighbour
+
+
+def test_negative_clicks_fall_on_the_neighbour_or_just_outside():
+    mask, neighbour = square_and_neighbour()
     rng = np.random.default_rng(0)
     negatives_seen = 0
     for _ in range(200):
@@ -231,10 +237,7 @@ def test_a_one_frame_clip_prompted_by_its_own_mask_scores_nothing():
 
 
 def test_a_leak_correction_feeds_the_leaking_mask_with_negative_clicks_on_the_neighbour():
-    mask = np.zeros((64, 64), bool)
-    mask[20:40, 20:40] = True
-    neighbour = np.zeros_like(mask)
-    neighbour[20:40, 40:55] = True
+    mask, neighbour = square_and_neighbour()
     rng = np.random.default_rng(0)
     prompt = simulate_prompt(mask.astype(np.float32), rng, neighbour, leak=1.0)
     np.testing.assert_array_equal(prompt["leaked"], (mask | neighbour).astype(np.float32))
