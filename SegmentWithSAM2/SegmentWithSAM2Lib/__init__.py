@@ -5,7 +5,7 @@ Importing the package is cheap: torch, sam2 and SimpleITK load only when the API
 
 __version__ = "0.1.0"
 
-_API = ("load_model", "segment", "read_volume", "write_result", "to_volume")
+_API = ("load_model", "segment", "check_prompts", "read_volume", "write_result", "to_volume")
 
 
 def __getattr__(name):

@@ -15,11 +15,12 @@ from . import __version__
 from .core.engine import PropagationOptions, SegmentationResult, VolumeSession
 from .core.model import load_model as _load_model
 from .core.postprocess import PostProcess
+from .core.prompts import check_prompts as _check_prompts
 from .core.volume import Volume
 from .errors import SegmentWithSAM2Error
 from .io.images import read_volume, volume_from_image, write_labelmap
 
-__all__ = ["load_model", "segment", "read_volume", "write_result", "to_volume", "PostProcess"]
+__all__ = ["load_model", "segment", "check_prompts", "read_volume", "write_result", "to_volume", "PostProcess"]
 
 
 def load_model(model=None, *, download=False, **options):
@@ -57,6 +58,13 @@ def segment(model, image, prompts, *, axis="auto", window="auto", direction="bot
     options = PropagationOptions(direction, slice_range, auto_stop, stop_after, postprocess)
     return session.propagate(prompts, options, on_progress=on_progress, should_cancel=should_cancel,
                              previous=previous)
+
+
+def check_prompts(image, prompts, *, axis="auto") -> None:
+    """Raise SegmentWithSAM2Error with the reason if ``prompts`` do not fit ``image`` (a position
+    outside the volume, a box across slices, a malformed object, ...); needs no model, so a batch
+    can check all its prompt files before loading or downloading one."""
+    _check_prompts(prompts, to_volume(image), axis)
 
 
 def write_result(result: SegmentationResult, path) -> None:

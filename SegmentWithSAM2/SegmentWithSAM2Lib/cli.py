@@ -156,6 +156,7 @@ def model_from_args(args):
 def _run_segment(args) -> int:
     from . import api
     from .core.postprocess import PostProcess
+    from .core.prompts import check_prompts
     from .io.images import check_output_path
     from .io.prompt_file import read_prompt_file
     from .progress import ProgressBar
@@ -165,6 +166,7 @@ def _run_segment(args) -> int:
         raise SegmentWithSAM2Error(f"output {output} is the input image; give another file name")
     volume = api.read_volume(args.image)
     prompts = read_prompt_file(args.prompts, volume)
+    check_prompts(prompts, volume, args.axis)
     model = model_from_args(args)
     print(f"model {model.model_id} ({model.config.name}, {model.image_size} px, {model.device}, "
           f"{model.precision}), weights {model.weights}", file=sys.stderr)

@@ -45,3 +45,14 @@ def test_importing_the_package_loads_no_model_code():
     code = "import sys, SegmentWithSAM2Lib; print(sorted(m for m in ('torch', 'sam2', 'SimpleITK') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_prompts_are_checked_against_a_volume_without_a_model():
+    image = oblique_image(shape_kji=(4, 40, 48))
+    SegmentWithSAM2Lib.check_prompts(image, PROMPTS, axis="k")  # fits: no error
+    across = {"space": "IJK", "objects": [{"name": "lesion", "boxes": [{"corner1": [10, 8, 1], "corner2": [30, 28, 3]}]}]}
+    with pytest.raises(SegmentWithSAM2Error, match="both corners must be on one slice"):
+        SegmentWithSAM2Lib.check_prompts(image, across, axis="k")
+    far = {"space": "IJK", "objects": [{"name": "lesion", "points": [{"position": [10, 8, 9]}]}]}
+    with pytest.raises(SegmentWithSAM2Error, match="'lesion' point #1 .* is outside the volume"):
+        SegmentWithSAM2Lib.check_prompts(image, far)

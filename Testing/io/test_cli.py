@@ -164,6 +164,10 @@ BAD = {
                      ["missing keys", "no_obj_embed_spatial", "configs/sam2/sam2_hiera_t.yaml"]),
     "outside": (lambda f: {"prompts": write_prompts(f, "IJK", [(500, 10, 2)], name="far.json")},
                 ["'lesion' point #1", "outside the volume"]),
+    # checked before the model is loaded: a bad prompt file must not wait for a load or a download
+    "outside, model not downloaded": (lambda f: {"prompts": write_prompts(f, "IJK", [(500, 10, 2)], name="far.json"),
+                                                 "model": ["--model", "medsam2-latest"]},
+                                      ["'lesion' point #1", "outside the volume"]),
     "malformed JSON": (lambda f: {"prompts": write_text(f / "cut.json", '{"space": "RAS", "objects": [')},
                        ["not valid JSON", "line 1, column 30"]),
     "objects not a list": (lambda f: {"prompts": write_text(f / "obj.json", '{"space": "RAS", "objects": {}}')},

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import SegmentWithSAM2Error
-from .geometry import SlicePlan
+from .geometry import SlicePlan, plan_slices
 from .inplane import InPlaneMap
 from .volume import LPS_TO_RAS, Volume, apply_affine
 
@@ -72,6 +72,14 @@ def place_prompts(prompts: dict, volume: Volume, plan: SlicePlan, inplane: InPla
     if len(set(labels)) != len(labels):
         raise SegmentWithSAM2Error(f"object labels must be distinct, got {labels}")
     return placed
+
+
+def check_prompts(prompts: dict, volume: Volume, axis: str = "auto") -> None:
+    """Every check of place_prompts, before a model is loaded (a bad prompt file should not wait
+    for a model load or a download).  None of them depends on the model's frame size, so a
+    nominal one stands in for it."""
+    plan = plan_slices(volume, axis)
+    place_prompts(prompts, volume, plan, InPlaneMap.fit(plan.slice_shape, plan.pixel_spacing, 1024))
 
 
 def _to_ijk_matrix(volume: Volume, space: str) -> np.ndarray:
