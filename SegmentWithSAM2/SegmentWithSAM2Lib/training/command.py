@@ -12,6 +12,7 @@ import torch
 from ..errors import SegmentWithSAM2Error
 from ..progress import StepProgressBar
 from .clips import sample_clip
+from .repair import freeze, reinit
 from .datasets import parse_labels, read_pairs
 from .synthetic import parse_shapes, synthetic_volume
 from .trainer import TrainSettings, train
@@ -54,9 +55,9 @@ def run_training(args) -> int:
     if args.rescale_image_features:
         _rescale(predictor, args, sources, model.image_size, output)
     if args.reinit:
-        _reinit(predictor, args.reinit, args.mode, model.config, args.seed, output)
+        reinit(predictor, args.reinit, args.mode, model.config, args.seed, output)
     if args.freeze:
-        _freeze(predictor, args.freeze, args.mode)
+        freeze(predictor, args.freeze, args.mode)
 
     def next_clip(generator):
         # files and synthetic volumes half and half when both are given: a few real volumes
@@ -105,41 +106,6 @@ def _rescale(predictor, args, sources, image_size, output: Path):
         raise SegmentWithSAM2Error("--rescale-image-features found no labelled slice to measure the features on")
     factor = rescale_image_features(predictor, torch.stack(frames), args.rescale_image_features)
     print(f"image features scaled by {factor:.4g} to RMS {args.rescale_image_features}", flush=True)
-
-
-def _modules(predictor, option: str, text: str) -> dict:
-    """The named submodules of an option's comma list, or an error naming the top-level ones."""
-    names = [m.strip() for m in text.split(",") if m.strip()]
-    known = dict(predictor.named_modules())
-    unknown = [n for n in names if n not in known]
-    if unknown or not names:
-        top = ", ".join(name for name, _ in predictor.named_children())
-        missing = ", ".join(unknown) or repr(text)
-        raise SegmentWithSAM2Error(f"{option}: no module {missing}; the model has {top} "
-                                   "(and their submodules, e.g. sam_mask_decoder.transformer)")
-    return {n: known[n] for n in names}
-
-
-def _freeze(predictor, modules: str, mode: str):
-    if mode == "lora":
-        raise SegmentWithSAM2Error("--freeze is for full and scratch training; lora already freezes the base")
-    for module in _modules(predictor, "--freeze", modules).values():
-        for p in module.parameters():
-            p.requires_grad_(False)
-
-
-def _reinit(predictor, modules: str, mode: str, config, seed: int, output: Path):
-    """Fresh weights (those ``scratch`` would start from with this seed); skipped when resuming."""
-    from ..core.model import build_predictor
-
-    if mode != "full":
-        raise SegmentWithSAM2Error("--reinit replaces part of the loaded weights: use it with --mode full")
-    chosen = _modules(predictor, "--reinit", modules)
-    if (output / "last.pt").exists():
-        return
-    fresh = dict(build_predictor(config, seed).named_modules())
-    for name, module in chosen.items():
-        module.load_state_dict(fresh[name].state_dict())
 
 
 def _catalogue(pairs):
