@@ -97,6 +97,10 @@ def test_404_timeout_and_offline_are_clear(tmp_path, server):
     with pytest.raises(DownloadError, match="offline mode: model.pt is not in the cache"):
         fetch(f"{server.url}/model.pt", tmp_path / "model.pt", SHA, offline=True)
     assert len(server.requests) == before  # no connection was made
+    (tmp_path / "model.pt").write_bytes(b"not the published checkpoint")  # damaged or replaced in the cache
+    with pytest.raises(DownloadError, match="model.pt in the cache does not match its checksum.*delete"):
+        fetch(f"{server.url}/model.pt", tmp_path / "model.pt", SHA, offline=True)
+    assert len(server.requests) == before
 
 
 def _download_in_process(url, target, results):
