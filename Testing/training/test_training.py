@@ -252,3 +252,31 @@ def test_a_leak_correction_feeds_the_leaking_mask_with_negative_clicks_on_the_ne
     clip_loss(model, clip).backward()
     # the earlier mask reached the decoder through the prompt encoder's mask path
     assert model.sam_prompt_encoder.mask_downscaling[0].weight.grad.abs().sum() > 0
+
+
+def test_validation_on_held_out_files_scores_every_structure(tmp_path, capsys):
+    import SimpleITK as sitk
+
+    from SegmentWithSAM2Lib.io.images import image_on_grid
+    from SegmentWithSAM2Lib.training.datasets import read_pairs
+    from SegmentWithSAM2Lib.training.validation import box_dice
+
+    volume, labels = synthetic_volume(np.random.default_rng(6), (24, 64, 64), objects=2)
+    sitk.WriteImage(image_on_grid(volume.array, volume), str(tmp_path / "image.nrrd"))
+    sitk.WriteImage(image_on_grid(labels, volume), str(tmp_path / "labels.nrrd"))
+    sitk.WriteImage(image_on_grid(np.zeros_like(labels), volume), str(tmp_path / "empty.nrrd"))
+    (tmp_path / "val.txt").write_text("image.nrrd labels.nrrd\n")
+    (tmp_path / "none.txt").write_text("image.nrrd empty.nrrd\n")
+    out = tmp_path / "run"
+    base = ["train", "--synthetic", "1", "--clip-length", "1", "--model", "micro", "--mode", "full",
+            "--steps", "1", "--lr", "1e-9", "--device", "cpu", "--precision", "fp32"]
+    assert main(base + ["--validation-data", str(tmp_path / "val.txt"), "--output", str(out)]) == 0
+    logged = float(re.findall(r"validation Dice (\d\.\d{3})", (out / "train.log").read_text())[-1])
+    trained = load_model(checkpoint=out / "model.pt", config=MICRO, device="cpu", precision="fp32")
+    (read_volume, read_labels), = read_pairs(tmp_path / "val.txt")
+    scores = [box_dice(trained, read_volume, read_labels, label) for label in (1, 2)]  # both structures, not one
+    # the two structures score apart, so the mean of both cannot pass for either alone
+    assert logged == pytest.approx(np.mean(scores), abs=6e-4) and abs(scores[0] - scores[1]) > 0.1
+    capsys.readouterr()
+    assert main(base + ["--validation-data", str(tmp_path / "none.txt"), "--output", str(tmp_path / "r2")]) == 1
+    assert "none.txt holds no labelled structure" in capsys.readouterr().err

@@ -69,9 +69,7 @@ def run_training(args) -> int:
         return sample_clip(volume, labels, label, args.clip_length, model.image_size, generator, axis=axis,
                            leak=args.leak_corrections)
 
-    held_out = np.random.default_rng(args.seed + 10_000)  # never the training volumes
-    cases = [synthetic_volume(held_out, (32, 96, 96), objects=1, modality=m, shapes=shapes) for m in ("CT", "MR") * 3]
-    validate = validator(predictor, model.config, cases)
+    validate = validator(predictor, model.config, _validation_cases(args, shapes))
     settings = TrainSettings(steps=args.steps, clip_length=args.clip_length, lr=args.lr, seed=args.seed,
                              checkpoint_every=max(1, min(200, args.steps)), autocast=model.autocast)
     with open(output.mkdir(parents=True, exist_ok=True) or output / "train.log", "a") as log, \
@@ -106,6 +104,20 @@ def _rescale(predictor, args, sources, image_size, output: Path):
         raise SegmentWithSAM2Error("--rescale-image-features found no labelled slice to measure the features on")
     factor = rescale_image_features(predictor, torch.stack(frames), args.rescale_image_features)
     print(f"image features scaled by {factor:.4g} to RMS {args.rescale_image_features}", flush=True)
+
+
+def _validation_cases(args, shapes) -> list:
+    """(volume, labels, label values): every structure of the held-out pairs of --validation-data
+    (after --labels), else 6 held-out synthetic volumes scored on their last label."""
+    if args.validation_data:
+        cases = _catalogue(read_pairs(args.validation_data, parse_labels(args.labels)))
+        if not cases:
+            raise SegmentWithSAM2Error(f"--validation-data {args.validation_data} holds no labelled structure "
+                                       "(after --labels)")
+        return cases
+    held_out = np.random.default_rng(args.seed + 10_000)  # never the training volumes
+    synthetic = [synthetic_volume(held_out, (32, 96, 96), objects=1, modality=m, shapes=shapes) for m in ("CT", "MR") * 3]
+    return [(volume, labels, [int(np.max(labels))]) for volume, labels in synthetic]
 
 
 def _catalogue(pairs):

@@ -29,10 +29,11 @@ def box_dice(model: LoadedModel, volume, labels: np.ndarray, label: int = 1) -> 
 
 
 def validator(predictor, config: Path, cases):
-    """A ``validate(model) -> mean Dice`` callback for the training loop."""
+    """A ``validate(model) -> mean Dice`` callback for the training loop; ``cases`` are
+    (volume, labels, label values to score), each label scored from its own middle-slice box."""
     def validate(_model) -> float:
         device = next(predictor.parameters()).device  # validated where it trains, in fp32
         wrapped = LoadedModel(predictor, "training", config, device, "fp32", "training")
-        scores = [box_dice(wrapped, volume, labels, int(np.max(labels))) for volume, labels in cases]
+        scores = [box_dice(wrapped, volume, labels, int(label)) for volume, labels, values in cases for label in values]
         return float(np.mean(scores))
     return validate
