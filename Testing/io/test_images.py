@@ -47,7 +47,7 @@ def saved_volume(folder, image=None, name="ct.nrrd"):
 
 
 def labels_for(volume, values=(1, 2)):
-    labels = np.zeros(volume.array.shape, dtype=np.uint8)
+    labels = np.zeros(volume.array.shape, dtype=np.uint8 if max(values) <= 255 else np.uint16)
     labels[1:4, 5:20, 10:30], labels[2, 25:35, 30:45] = values
     return labels
 
@@ -151,8 +151,8 @@ def test_a_volume_given_as_array_and_matrix_is_written_on_its_grid(tmp_path):
 
 def test_seg_nrrd_has_named_coloured_segments_on_the_grid(tmp_path):
     image, volume = saved_volume(tmp_path)
-    labels = labels_for(volume, values=(4, 9))
-    objects = [ObjectInputs("liver", 4, (0.9, 0.5, 0.1)), ObjectInputs("lesion", 9, (0.1, 0.2, 0.9)),
+    labels = labels_for(volume, values=(4, 300))  # 300: past uint8
+    objects = [ObjectInputs("liver", 4, (0.9, 0.5, 0.1)), ObjectInputs("lesion", 300, (0.1, 0.2, 0.9)),
                ObjectInputs("not found", 7, (0.3, 0.8, 0.3))]
     write_labelmap(labels, volume, tmp_path / "out.seg.nrrd", objects, {"model": "medsam2-latest"})
     seg = slicerio.read_segmentation(str(tmp_path / "out.seg.nrrd"))
@@ -163,8 +163,9 @@ def test_seg_nrrd_has_named_coloured_segments_on_the_grid(tmp_path):
     assert by_name["liver"]["color"] == pytest.approx([0.9, 0.5, 0.1])
     assert by_name["lesion"]["color"] == pytest.approx([0.1, 0.2, 0.9])
     assert by_name["liver"]["tags"]["SegmentWithSAM2.model"] == "medsam2-latest"
-    for name, label in (("liver", 4), ("lesion", 9), ("not found", 7)):
+    for name, label in (("liver", 4), ("lesion", 300), ("not found", 7)):
         segment = by_name[name]
+        assert segment["labelValue"] == label  # the object's label, as in the .nii.gz output
         voxels = seg["voxels"] if seg["voxels"].ndim == 3 else seg["voxels"][segment["layer"]]
         mask_ijk = voxels == segment["labelValue"]
         np.testing.assert_array_equal(mask_ijk.transpose(2, 1, 0), labels == label)

@@ -154,10 +154,25 @@ def _itk_geometry(volume: Volume):
 def _write_segmentation(labelmap, volume, path, objects, tags):
     import slicerio
 
-    segmentation = slicerio.create_segmentation(volume.shape_ijk, volume.ijk_to_lps)
+    largest = max([obj.label for obj in objects], default=1)
+    segmentation = slicerio.create_segmentation(volume.shape_ijk, volume.ijk_to_lps,
+                                                dtype="uint8" if largest <= 255 else "uint16")
     voxels_ijk = labelmap.transpose(2, 1, 0)  # slicerio indexes voxels [i, j, k]
     for obj in objects:
         segment = {"id": f"segment_{obj.label}", "name": obj.name, "color": list(obj.color),
                    "tags": {f"SegmentWithSAM2.{k}": str(v) for k, v in tags.items()}}
         slicerio.add_segment(segmentation, voxels_ijk == obj.label, segment)
+    _keep_label_values(segmentation, objects)
     slicerio.write_segmentation(path, segmentation)
+
+
+def _keep_label_values(segmentation, objects):
+    """slicerio numbers the segments of a layer 1, 2, ...; give each its object's label instead,
+    so that the .seg.nrrd read as a labelmap has the values of the .nii.gz/.nrrd output.  One
+    labelmap never overlaps itself, so every segment is in the one layer."""
+    voxels = segmentation["voxels"]
+    relabelled = np.zeros_like(voxels)
+    for segment, obj in zip(segmentation["segments"], objects):
+        relabelled[voxels == segment["labelValue"]] = obj.label
+        segment["labelValue"] = int(obj.label)
+    segmentation["voxels"] = relabelled
