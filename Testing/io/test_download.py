@@ -44,6 +44,9 @@ def zoo(tmp_path, monkeypatch, server):
                 "modalities": ["CT"], "window": "auto"}
                for model_id, path, sha in (("published", "model.pt", SHA), ("unpublished", "model.pt", None),
                                            ("wrong-hash", "model.pt", "0" * 64))]
+    entries.append(dict(entries[0], id="shipped", urls=[], file="shipped/model.pt"))  # like micro
+    (folder / "shipped").mkdir()
+    (folder / "shipped" / "model.pt").write_bytes(CHECKPOINT)
     (folder / "models.json").write_text(json.dumps({"format_version": 1, "models": entries}))
     monkeypatch.setenv(ZOO_ENV, str(folder))
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
@@ -98,7 +101,7 @@ def test_404_timeout_and_offline_are_clear(tmp_path, server):
         fetch(f"{server.url}/model.pt", tmp_path / "model.pt", SHA, offline=True)
     assert len(server.requests) == before  # no connection was made
     (tmp_path / "model.pt").write_bytes(b"not the published checkpoint")  # damaged or replaced in the cache
-    with pytest.raises(DownloadError, match="model.pt in the cache does not match its checksum.*delete"):
+    with pytest.raises(DownloadError, match="model.pt does not match its checksum.*delete .*model.pt and download it again"):
         fetch(f"{server.url}/model.pt", tmp_path / "model.pt", SHA, offline=True)
     assert len(server.requests) == before
 
@@ -146,3 +149,15 @@ def test_segment_download_flag_and_offline_environment(zoo, server, monkeypatch)
     with pytest.raises(Exception, match="does not fit config"):  # fetched, then refused: not a sam2 checkpoint
         load_model("published", download=True, device="cpu")
     assert (zoo / "model.pt").read_bytes() == CHECKPOINT
+
+
+def test_a_shipped_checkpoint_is_verified_and_never_downloaded(zoo, server):
+    shipped = zoo.parent / "zoo" / "shipped" / "model.pt"
+    assert download_model("shipped") == shipped
+    shipped.write_bytes(b"edited by hand")
+    with pytest.raises(DownloadError, match="shipped/model.pt does not match its checksum.*restore it from the project"):
+        download_model("shipped")
+    shipped.unlink()
+    with pytest.raises(DownloadError, match="ships with the project but is missing; restore it"):
+        download_model("shipped")
+    assert not server.requests  # never a download

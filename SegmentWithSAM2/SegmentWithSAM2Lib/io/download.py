@@ -47,7 +47,7 @@ def fetch(url: str, target: Path, sha256: str | None = None, *, offline=False, t
         if not target.is_file():
             raise DownloadError(f"offline mode: {target.name} is not in the cache ({target}); "
                                 f"download it where the network is reachable: {url}")
-        return _verified(target, sha256 or pinned_hash(target))
+        return verify_file(target, sha256 or pinned_hash(target), f"delete {target} and download it again")
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         expected = sha256 or pinned_hash(target)
@@ -66,12 +66,11 @@ def fetch(url: str, target: Path, sha256: str | None = None, *, offline=False, t
     return target
 
 
-def _verified(target: Path, expected: str | None) -> Path:
-    """A cached file that must be used as it is (offline, or shipped with the project): its
-    checksum is checked as on every online use, so a damaged or replaced file is not loaded."""
+def verify_file(target: Path, expected: str | None, remedy: str) -> Path:
+    """A file to be used as it is (offline, or shipped with the project), checked as every online
+    use checks it, so a damaged or replaced file is not loaded; ``remedy`` says what to do."""
     if expected is not None and (actual := file_sha256(target)) != expected:
-        raise DownloadError(f"{target.name} in the cache does not match its checksum (expected {expected}, got "
-                            f"{actual}); delete {target} and download it again")
+        raise DownloadError(f"{target} does not match its checksum (expected {expected}, got {actual}); {remedy}")
     return target
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..core.registry import ModelSpec, checkpoint_path, model_spec
 from ..errors import SegmentWithSAM2Error
-from .download import DownloadError, fetch, file_sha256, pinned_hash
+from .download import DownloadError, fetch, file_sha256, pinned_hash, verify_file
 
 
 @dataclass
@@ -29,7 +29,10 @@ def download_model(model_id: str, *, offline=False, timeout=30.0, on_progress=No
     spec = model_spec(model_id)
     target = checkpoint_path(spec)
     if spec.entry.get("file"):  # shipped with the project: verify, never download
-        return fetch("", target, spec.sha256, offline=True)
+        restore = "restore it from the project's files (e.g. git checkout -- model_zoo/)"
+        if not target.is_file():
+            raise DownloadError(f"{target} ships with the project but is missing; {restore}")
+        return verify_file(target, spec.sha256, restore)
     last_error = None
     for url in spec.urls:  # mirrors, in order
         try:

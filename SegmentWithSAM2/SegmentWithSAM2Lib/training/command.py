@@ -12,8 +12,8 @@ import torch
 from ..errors import SegmentWithSAM2Error
 from ..progress import StepProgressBar
 from .clips import sample_clip
-from .repair import freeze, reinit
 from .datasets import parse_labels, read_pairs
+from .repair import freeze, reinit
 from .synthetic import parse_shapes, synthetic_volume
 from .trainer import TrainSettings, train
 from .validation import validator
