@@ -50,7 +50,8 @@ def test_trained_adapter_changes_outputs_and_merging_matches(tmp_path, medsam2_r
     applied = features(load(random_checkpoint, path))
     merged = features(load(random_checkpoint, path, merge=True))
     assert (applied - base).abs().max() > 1e-3
-    torch.testing.assert_close(merged, applied, atol=1e-5, rtol=0)
+    # merging sums W + BA in another order than applying: fp32 rounding of features of magnitude ~5
+    torch.testing.assert_close(merged, applied, atol=1e-5, rtol=1e-5)
     manifest = json.loads(path.with_suffix(".json").read_text())
     assert manifest["rank"] == 4 and manifest["target_modules"] == TARGETS and manifest["format_version"] == 1
 
