@@ -15,7 +15,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) Testing/benchmarks/bench.py
+	$(PY) benchmarks/bench.py
 
 # torch 2.13.0 is a local CPU build here; sam2 without its declared deps (they pull a CUDA torch).
 $(STAMP): pyproject.toml Makefile

@@ -6,7 +6,8 @@ import warnings
 
 import numpy as np
 
-from SegmentWithSAM2Lib.core.model import RandomWeightsWarning, load_model
+from SegmentWithSAM2Lib.errors import RandomWeightsWarning
+from SegmentWithSAM2Lib.io.models import load_model
 
 
 def random_model(seed=0, precision="fp32"):

@@ -3,7 +3,7 @@
 Importing the package is cheap: torch, sam2 and SimpleITK load only when the API is used.
 """
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401
 
 _API = ("load_model", "segment", "check_prompts", "read_volume", "write_result", "to_volume")
 

@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .core.engine import PropagationOptions, SegmentationResult, VolumeSession
-from .core.model import load_model as _load_model
 from .core.postprocess import PostProcess
 from .core.prompts import check_prompts as _check_prompts
 from .core.volume import Volume
 from .errors import SegmentWithSAM2Error
-from .io.images import read_volume, volume_from_image, write_labelmap
+from .io.models import load_model as _load_model
+from .io.volume_files import read_volume, volume_from_image, write_labelmap
+from .options import STOP_AFTER
 
 __all__ = ["load_model", "segment", "check_prompts", "read_volume", "write_result", "to_volume", "PostProcess"]
 
 
 def load_model(model=None, *, download=False, **options):
-    """``core.model.load_model``; with ``download=True`` a missing registry checkpoint is fetched first."""
+    """``io.models.load_model``; with ``download=True`` a missing registry checkpoint is fetched first."""
     if download and model and not options.get("checkpoint") and not options.get("random_init"):
         from .io.model_cache import download_model
 
@@ -47,7 +48,7 @@ def to_volume(image) -> Volume:
 
 
 def segment(model, image, prompts, *, axis="auto", window="auto", direction="both", slice_range=None,
-            auto_stop=True, stop_after=3, postprocess: PostProcess | None = PostProcess(),
+            auto_stop=True, stop_after=STOP_AFTER, postprocess: PostProcess | None = PostProcess(),
             on_progress=None, should_cancel=None, previous: SegmentationResult | None = None) -> SegmentationResult:
     """Segment one volume; ``prompts`` has the prompt file's structure (see the README).
 
@@ -64,7 +65,7 @@ def check_prompts(image, prompts, *, axis="auto") -> None:
     """Raise SegmentWithSAM2Error with the reason if ``prompts`` do not fit ``image`` (a position
     outside the volume, a box across slices, a malformed object, ...); needs no model, so a batch
     can check all its prompt files before loading or downloading one."""
-    _check_prompts(prompts, to_volume(image), axis)
+    _check_prompts(to_volume(image), prompts, axis)
 
 
 def write_result(result: SegmentationResult, path) -> None:

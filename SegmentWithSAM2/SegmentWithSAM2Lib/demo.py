@@ -1,52 +1,54 @@
-"""``segment-with-sam2 demo``: a bundled synthetic CT, segmented end to end from one box."""
+"""The demo: a synthetic CT (``synthetic.demo_ct``) segmented end to end from one box, written
+as files a user can open: the volume, its prompts, the labelmap and an overlay picture."""
 
 from __future__ import annotations
 
 import json
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .core.metrics import dice, middle_slice_box
 from .errors import SegmentWithSAM2Error
 
-DEMO_MODEL = "micro"  # shipped in model_zoo/micro/, so the demo segments for real on any machine
+
+@dataclass
+class DemoResult:
+    labelmap: Path
+    overlay: Path
+    dice: float  # against the sample's known label
+    seconds: float
+    slices_processed: dict
 
 
-def run_demo(args) -> int:
+def run_demo(output_dir, model, on_progress=None) -> DemoResult:
+    """Write the sample and its prompts into ``output_dir``, segment it with ``model``, score it."""
     from . import api
-    from .cli import model_from_args
-    from .core.registry import checkpoint_path, model_spec
-    from .io.images import write_labelmap
-    from .progress import ProgressBar
-    from .samples import box_prompt_for, dice, synthetic_ct
+    from .io.volume_files import write_labelmap
+    from .synthetic import demo_ct
 
-    out = Path(args.output)
+    out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    volume, truth = synthetic_ct()
-    prompts = box_prompt_for(truth, volume)
+    volume, truth = demo_ct()
+    prompts = in_ras(middle_slice_box(truth, 1, name="organ", color=(0.9, 0.5, 0.1)), volume)
     write_labelmap(volume.array, volume, out / "sample_ct.nrrd")
     (out / "prompts.json").write_text(json.dumps(prompts, indent=2))
-    model_id = args.model or DEMO_MODEL
-    if not (args.checkpoint or args.config):
-        args.model = model_id
-    if not (args.checkpoint or args.random_init or checkpoint_path(model_spec(model_id)).is_file()):
-        print(f"No trained weights for {model_id} on this machine, so the demo runs its architecture with "
-              "RANDOM WEIGHTS: the mask below is not a real segmentation.", file=sys.stderr)
-        args.random_init = True
-    model = model_from_args(args)
-    print(f"model {model.model_id}, weights {model.weights}", file=sys.stderr)
-    if model.model_id == DEMO_MODEL:
-        print("micro is the project's demonstration and test model, trained on synthetic volumes and a brain "
-              "atlas: NOT FOR CLINICAL USE.", file=sys.stderr)
-    with ProgressBar() as bar:
-        result = api.segment(model, volume, prompts, window="soft-tissue", on_progress=bar.update)
+    result = api.segment(model, volume, prompts, window="soft-tissue", on_progress=on_progress)
     api.write_result(result, out / "sample_ct_seg.nii.gz")
     save_overlay(volume, result.labelmap, truth, out / "overlay.png")
-    score = dice(result.labelmap == 1, truth)
-    print(f"wrote {out / 'sample_ct_seg.nii.gz'} and {out / 'overlay.png'}; weights: {model.weights}; "
-          f"Dice against the sample's known label: {score:.3f}; {result.seconds:.1f} s, slices {result.slices_processed}")
-    return 0
+    return DemoResult(out / "sample_ct_seg.nii.gz", out / "overlay.png", dice(result.labelmap == 1, truth),
+                      result.seconds, result.slices_processed)
+
+
+def in_ras(prompts: dict, volume) -> dict:
+    """An IJK box prompt with its corners in RAS millimetres (to 1 µm), as a prompt file holds them."""
+    objects = []
+    for obj in prompts["objects"]:
+        boxes = [{key: volume.ijk_to_ras_points([box[key]])[0].round(3).tolist() for key in ("corner1", "corner2")}
+                 for box in obj["boxes"]]
+        objects.append({**obj, "boxes": boxes})
+    return {"space": "RAS", "objects": objects}
 
 
 def save_overlay(volume, labelmap, truth, path, count=4) -> None:

@@ -7,9 +7,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from SegmentWithSAM2Lib.core.adapters import load_adapter, new_adapter, save_adapter
-from SegmentWithSAM2Lib.core.checkpoint import sha256_of
-from SegmentWithSAM2Lib.core.model import load_model
+from SegmentWithSAM2Lib.core.adapters import new_adapter
+from SegmentWithSAM2Lib.io.checkpoints import load_adapter, save_adapter
+from SegmentWithSAM2Lib.io.checkpoints import sha256_of
+from SegmentWithSAM2Lib.io.models import load_model
 from SegmentWithSAM2Lib.errors import SegmentWithSAM2Error
 
 TARGETS = ["image_encoder.trunk.blocks.*.attn.qkv", "image_encoder.trunk.blocks.*.attn.proj"]

@@ -14,8 +14,8 @@ from sam2 import sam2_video_predictor
 from sam2.build_sam import build_sam2_video_predictor
 
 from SegmentWithSAM2Lib.core.engine import PropagationOptions, VolumeSession
-from SegmentWithSAM2Lib.core.model import load_model
-from SegmentWithSAM2Lib.core.registry import resolve_config
+from SegmentWithSAM2Lib.io.models import load_model
+from SegmentWithSAM2Lib.io.model_zoo import resolve_config
 from SegmentWithSAM2Lib.core.volume import Volume
 
 SIZE, SLICES, PROMPTED = 512, 5, 2

@@ -7,9 +7,13 @@ import pytest
 import torch
 
 from SegmentWithSAM2Lib.core import model as model_module
-from SegmentWithSAM2Lib.core.checkpoint import matching_configs, read_state_dict, sha256_of
-from SegmentWithSAM2Lib.core.model import RandomWeightsWarning, load_model, pick_device, pick_precision
-from SegmentWithSAM2Lib.core.registry import CACHE_ENV, load_registry, resolve_config
+from SegmentWithSAM2Lib.core.weights import matching_configs
+from SegmentWithSAM2Lib.io.model_zoo import registry_configs
+from SegmentWithSAM2Lib.io.checkpoints import read_state_dict, sha256_of
+from SegmentWithSAM2Lib.core.model import pick_device, pick_precision
+from SegmentWithSAM2Lib.errors import RandomWeightsWarning
+from SegmentWithSAM2Lib.io.models import load_model
+from SegmentWithSAM2Lib.io.model_zoo import CACHE_ENV, load_registry, resolve_config
 from SegmentWithSAM2Lib.errors import CheckpointError, SegmentWithSAM2Error
 
 
@@ -60,7 +64,7 @@ def test_unsafe_corrupt_and_missing_checkpoints_are_refused(tmp_path, medsam2_ra
 
 def test_mismatch_names_keys_and_suggests_the_config(tmp_path, medsam2_random):
     state = medsam2_random.predictor.state_dict()
-    assert matching_configs(state) == ["configs/sam2.1/sam2.1_hiera_t.yaml", "medsam2_512.yaml"]
+    assert matching_configs(state, registry_configs()) == ["configs/sam2.1/sam2.1_hiera_t.yaml", "medsam2_512.yaml"]
     path = tmp_path / "tiny21.pt"
     torch.save({"model": state}, path)
     with pytest.raises(CheckpointError) as error:
@@ -71,7 +75,7 @@ def test_mismatch_names_keys_and_suggests_the_config(tmp_path, medsam2_random):
 
 
 def test_every_registry_config_resolves_with_a_distinct_architecture():
-    from SegmentWithSAM2Lib.core.checkpoint import fingerprint_of_config
+    from SegmentWithSAM2Lib.core.weights import fingerprint_of_config
 
     configs = {spec.config for spec in load_registry().values()}
     prints = {name: fingerprint_of_config(resolve_config(name)) for name in configs}

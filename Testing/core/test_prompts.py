@@ -151,7 +151,7 @@ def test_bad_prompts_are_named(objects, message):
 
 
 def test_unknown_space_and_non_object_input():
-    with pytest.raises(SegmentWithSAM2Error, match="prompt space 'XYZ' is not one of RAS, LPS, IJK"):
+    with pytest.raises(SegmentWithSAM2Error, match=r"unknown prompt space 'XYZ' \(use one of RAS, LPS, IJK\)"):
         place({"points": [point(1, 1, 1)]}, space="XYZ")
     with pytest.raises(SegmentWithSAM2Error, match="must be an object with 'space' and 'objects'"):
         place_prompts([1, 2], VOLUME, PLAN, INPLANE)

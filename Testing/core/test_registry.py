@@ -7,7 +7,7 @@ import jsonschema
 import pytest
 
 from SegmentWithSAM2Lib.core.model import build_predictor
-from SegmentWithSAM2Lib.core.registry import load_registry, model_zoo_dir, resolve_config
+from SegmentWithSAM2Lib.io.model_zoo import load_registry, model_zoo_dir, resolve_config
 
 SAM2_JULY_2024 = {"tiny": "65b50056e05bcb13694174f51bb6da89c894b57b75ccdf0ba6352c597c5d1125",
                   "small": "95949964d4e548409021d47b22712d5f1abf2564cc0c3c765ba599a24ac7dce3",

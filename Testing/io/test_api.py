@@ -7,7 +7,7 @@ import SimpleITK as sitk
 import SegmentWithSAM2Lib
 from SegmentWithSAM2Lib import segment, write_result
 from SegmentWithSAM2Lib.errors import SegmentWithSAM2Error
-from SegmentWithSAM2Lib.io.images import ijk_to_lps_of
+from SegmentWithSAM2Lib.io.volume_files import ijk_to_lps_of
 
 from test_images import oblique_image
 

@@ -11,9 +11,9 @@ import torch
 
 from SegmentWithSAM2Lib.cli import main
 from SegmentWithSAM2Lib.core.model import build_predictor
-from SegmentWithSAM2Lib.core.registry import resolve_config
+from SegmentWithSAM2Lib.io.model_zoo import resolve_config
 from SegmentWithSAM2Lib.errors import SegmentWithSAM2Error
-from SegmentWithSAM2Lib.io.images import read_volume
+from SegmentWithSAM2Lib.io.volume_files import read_volume
 from SegmentWithSAM2Lib.io.prompt_file import read_prompt_file
 
 from dicom_series import oblique_ct, write_ct_series

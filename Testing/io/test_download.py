@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from SegmentWithSAM2Lib.cli import main
-from SegmentWithSAM2Lib.core.registry import CACHE_ENV, ZOO_ENV, model_zoo_dir
-from SegmentWithSAM2Lib.io.download import DownloadError, fetch, pinned_hash
-from SegmentWithSAM2Lib.io.model_cache import download_model, entry, remove_model
+from SegmentWithSAM2Lib.io.model_zoo import CACHE_ENV, ZOO_ENV, model_zoo_dir
+from SegmentWithSAM2Lib.errors import DownloadError
+from SegmentWithSAM2Lib.io.download import fetch, pinned_hash
+from SegmentWithSAM2Lib.io.model_cache import cache_entry as entry, download_model, remove_model
 
 from http_server import CheckpointServer
 
@@ -66,7 +67,7 @@ def test_clean_download_verifies_and_reports_progress(zoo, server):
 
 def test_dropped_connection_resumes_from_the_partial_file(tmp_path, server):
     target = tmp_path / "cache" / "model.pt"
-    with pytest.raises(DownloadError, match="interrupted after .* run it again to resume"):
+    with pytest.raises(DownloadError, match="interrupted after .*; run it again; the download resumes"):
         fetch(f"{server.url}/drop/model.pt", target, SHA)
     part = target.with_name("model.pt.part")
     assert part.stat().st_size == len(CHECKPOINT) // 2 and not target.exists()
@@ -155,9 +156,9 @@ def test_a_shipped_checkpoint_is_verified_and_never_downloaded(zoo, server):
     shipped = zoo.parent / "zoo" / "shipped" / "model.pt"
     assert download_model("shipped") == shipped
     shipped.write_bytes(b"edited by hand")
-    with pytest.raises(DownloadError, match="shipped/model.pt does not match its checksum.*restore it from the project"):
+    with pytest.raises(DownloadError, match="shipped/model.pt does not match its checksum.*; restore .*shipped/model.pt from the project's files"):
         download_model("shipped")
     shipped.unlink()
-    with pytest.raises(DownloadError, match="ships with the project but is missing; restore it"):
+    with pytest.raises(DownloadError, match="ships with the project but is missing; restore .*model.pt from the project's files"):
         download_model("shipped")
     assert not server.requests  # never a download

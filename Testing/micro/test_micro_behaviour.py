@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from SegmentWithSAM2Lib.core.engine import PropagationOptions, VolumeSession
-from SegmentWithSAM2Lib.core.model import load_model
+from SegmentWithSAM2Lib.io.models import load_model
 from SegmentWithSAM2Lib.core.volume import Volume
-from SegmentWithSAM2Lib.samples import dice
-from SegmentWithSAM2Lib.training.validation import middle_slice_box
+from SegmentWithSAM2Lib.core.metrics import dice
+from SegmentWithSAM2Lib.core.metrics import middle_slice, middle_slice_box
 
 SHAPE = (80, 128, 128)  # k, j, i
 SPACING = (0.8, 0.8, 2.0)  # i, j, k (mm)
@@ -63,7 +63,7 @@ def test_auto_stop_ends_within_three_slices_past_the_object(micro, ellipsoid_cas
     stopped = session.propagate(box_prompts(labels, 1), PropagationOptions(auto_stop=True))
     everything = session.propagate(box_prompts(labels, 1), PropagationOptions(auto_stop=False))
     first, last = extent(labels)
-    middle = (first + last) // 2
+    middle = middle_slice(labels, 1)  # where the box is
     # forward covers middle..last + at most 3, backward middle..first - at most 3
     assert stopped.slices_processed["forward"] <= last - middle + 1 + 3
     assert stopped.slices_processed["backward"] <= middle - first + 1 + 3

@@ -6,14 +6,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from SegmentWithSAM2Lib.core.adapters import new_adapter, save_adapter
+from SegmentWithSAM2Lib.core.adapters import new_adapter
+from SegmentWithSAM2Lib.io.checkpoints import save_adapter
 from SegmentWithSAM2Lib.core.engine import PropagationOptions, VolumeSession
-from SegmentWithSAM2Lib.core.model import LoadedModel, load_model
+from SegmentWithSAM2Lib.core.model import LoadedModel
+from SegmentWithSAM2Lib.io.models import load_model
 from SegmentWithSAM2Lib.training.clips import sample_clip
-from SegmentWithSAM2Lib.training.command import LORA_TARGETS, _attach, _detach
-from SegmentWithSAM2Lib.training.synthetic import synthetic_volume
+from SegmentWithSAM2Lib.core.adapters import attach_trainable as _attach, detach_trained as _detach
+from SegmentWithSAM2Lib.training.fine_tune import LORA_TARGETS
+from SegmentWithSAM2Lib.synthetic import synthetic_volume
 from SegmentWithSAM2Lib.training.trainer import TrainSettings, train
-from SegmentWithSAM2Lib.training.validation import middle_slice_box
+from SegmentWithSAM2Lib.core.metrics import middle_slice_box
 
 
 def test_a_trained_adapter_reloads_to_the_same_outputs(tmp_path):

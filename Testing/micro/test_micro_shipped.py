@@ -3,19 +3,19 @@ as a demonstration model, and the default of the demo."""
 
 import json
 
-from SegmentWithSAM2Lib.core.registry import checkpoint_path, model_spec, model_zoo_dir
-from SegmentWithSAM2Lib.io.download import file_sha256
-from SegmentWithSAM2Lib.io.model_cache import entry
+from SegmentWithSAM2Lib.io.model_zoo import checkpoint_path, model_spec, model_zoo_dir
+from SegmentWithSAM2Lib.io.checkpoints import sha256_of as file_sha256
+from SegmentWithSAM2Lib.io.model_cache import cache_entry as entry
 
 
 def test_the_shipped_file_matches_its_registry_entry():
     spec = model_spec("micro")
     path = checkpoint_path(spec)
     assert path.parent == model_zoo_dir() / "micro" and path.is_file()
-    assert path.stat().st_size == spec.entry["size_bytes"] < 25 * 2 ** 20
+    assert path.stat().st_size == spec.size_bytes < 25 * 2 ** 20
     assert file_sha256(path) == spec.sha256
     assert entry("micro", check=True).state == "verified"
-    assert "not for clinical use" in spec.entry["name"].lower()
+    assert "not for clinical use" in spec.name.lower()
 
 
 def test_the_manifest_names_the_command_seed_data_and_log():

@@ -10,11 +10,12 @@ import torch
 from scipy import ndimage
 
 from SegmentWithSAM2Lib.cli import main
-from SegmentWithSAM2Lib.core.adapters import load_adapter
-from SegmentWithSAM2Lib.core.model import build_predictor, load_model
-from SegmentWithSAM2Lib.core.registry import resolve_config
-from SegmentWithSAM2Lib.training.clips import sample_clip, simulate_prompt
-from SegmentWithSAM2Lib.training.synthetic import synthetic_volume
+from SegmentWithSAM2Lib.io.checkpoints import load_adapter
+from SegmentWithSAM2Lib.core.model import build_predictor
+from SegmentWithSAM2Lib.io.models import load_model
+from SegmentWithSAM2Lib.io.model_zoo import resolve_config
+from SegmentWithSAM2Lib.training.clips import PromptSampling, sample_clip, simulate_prompt
+from SegmentWithSAM2Lib.synthetic import synthetic_volume
 from SegmentWithSAM2Lib.training.trainer import TrainSettings, clip_loss, lr_at
 
 MICRO = "micro_256.yaml"
@@ -83,8 +84,8 @@ def test_pairs_from_a_list_file_and_a_folder(tmp_path):
     import SimpleITK as sitk
 
     from SegmentWithSAM2Lib.errors import SegmentWithSAM2Error
-    from SegmentWithSAM2Lib.io.images import image_on_grid
-    from SegmentWithSAM2Lib.training.datasets import read_pairs
+    from SegmentWithSAM2Lib.io.volume_files import image_on_grid
+    from SegmentWithSAM2Lib.training.data import read_pairs
 
     volume, labels = synthetic_volume(np.random.default_rng(2), (8, 24, 24), objects=1)
     for folder in ("images", "labels"):
@@ -105,11 +106,11 @@ def test_only_the_chosen_labels_are_kept(tmp_path):
     import SimpleITK as sitk
 
     from SegmentWithSAM2Lib.errors import SegmentWithSAM2Error
-    from SegmentWithSAM2Lib.io.images import image_on_grid
-    from SegmentWithSAM2Lib.training.datasets import parse_labels, read_pairs
+    from SegmentWithSAM2Lib.io.volume_files import image_on_grid
+    from SegmentWithSAM2Lib.training.data import parse_labels, read_pairs
 
     assert parse_labels("37,38,71-74") == {37, 38, 71, 72, 73, 74} and parse_labels(None) is None
-    with pytest.raises(SegmentWithSAM2Error, match="--labels: expected values and ranges"):
+    with pytest.raises(SegmentWithSAM2Error, match="label values: expected values and ranges"):
         parse_labels("thalamus")
     volume, labels = synthetic_volume(np.random.default_rng(3), (8, 24, 24), objects=2)
     sitk.WriteImage(image_on_grid(volume.array, volume), str(tmp_path / "image.nrrd"))
@@ -158,10 +159,10 @@ def test_zoom_scales_frames_and_masks_together():
 
 def test_shell_structures_are_hollow_and_unknown_shapes_are_refused():
     from SegmentWithSAM2Lib.errors import SegmentWithSAM2Error
-    from SegmentWithSAM2Lib.training.synthetic import parse_shapes
+    from SegmentWithSAM2Lib.synthetic import parse_shapes
 
     assert parse_shapes("shell") == ("shell",) and parse_shapes(None) is None
-    with pytest.raises(SegmentWithSAM2Error, match=r"unknown synthetic shape\(s\) \['disc'\]"):
+    with pytest.raises(SegmentWithSAM2Error, match=r"unknown synthetic shape 'disc' \(use one of blob, tube, shell, twins\)"):
         parse_shapes("blob,disc")
     _, labels = synthetic_volume(np.random.default_rng(4), (24, 64, 64), objects=1, shapes=("shell",))
     wall = labels == 1
@@ -247,7 +248,7 @@ def test_a_leak_correction_feeds_the_leaking_mask_with_negative_clicks_on_the_ne
     torch.manual_seed(0)
     model = build_predictor(resolve_config(MICRO)).train()
     volume, labels = synthetic_volume(np.random.default_rng(0), (12, 48, 48), shapes=("twins",))
-    clip = sample_clip(volume, labels, 1, 1, 256, np.random.default_rng(0), leak=1.0)
+    clip = sample_clip(volume, labels, 1, 1, 256, np.random.default_rng(0), sampling=PromptSampling(leak_corrections=1.0))
     assert "leaked" in clip.prompt and clip.prompt["leaked"].sum() > clip.masks[0].sum()
     clip_loss(model, clip).backward()
     # the earlier mask reached the decoder through the prompt encoder's mask path
@@ -257,9 +258,9 @@ def test_a_leak_correction_feeds_the_leaking_mask_with_negative_clicks_on_the_ne
 def test_validation_on_held_out_files_scores_every_structure(tmp_path, capsys):
     import SimpleITK as sitk
 
-    from SegmentWithSAM2Lib.io.images import image_on_grid
-    from SegmentWithSAM2Lib.training.datasets import read_pairs
-    from SegmentWithSAM2Lib.training.validation import box_dice
+    from SegmentWithSAM2Lib.io.volume_files import image_on_grid
+    from SegmentWithSAM2Lib.training.data import read_pairs
+    from SegmentWithSAM2Lib.training.evaluation import box_dice
 
     volume, labels = synthetic_volume(np.random.default_rng(6), (24, 64, 64), objects=2)
     sitk.WriteImage(image_on_grid(volume.array, volume), str(tmp_path / "image.nrrd"))

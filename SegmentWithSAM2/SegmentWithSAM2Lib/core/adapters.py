@@ -8,15 +8,14 @@ An adapter is ``NAME.safetensors`` (per target module ``MODULE.lora_A`` of shape
      "training_data": "..."}
 
 A target layer then computes ``W x + (alpha / rank) * B A x``.  Adapters apply at load time, on
-top of each other where they touch different layers, and can be merged into the weights.
+top of each other where they touch different layers, and can be merged into the weights.  Files
+are read and written by ``io.checkpoints``; here adapters are tensors only.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -94,59 +93,21 @@ def apply_adapter(model: nn.Module, adapter: Adapter, base_sha256: str | None, m
             _replace(model, name, LoRALinear(layer, a, b, adapter.scale, adapter.dropout))
 
 
-def save_adapter(adapter: Adapter, path) -> Path:
-    from safetensors.torch import save_file
-
-    path = Path(path).with_suffix(".safetensors")
-    tensors = {}
-    for name, (a, b) in adapter.weights.items():
-        tensors[f"{name}.lora_A"], tensors[f"{name}.lora_B"] = a.contiguous(), b.contiguous()
-    save_file(tensors, str(path))
-    path.with_suffix(".json").write_text(json.dumps(adapter.manifest(), indent=2))
-    return path
+def attach_trainable(model: nn.Module, adapter: Adapter) -> list:
+    """Freeze the base and insert the adapter's layers, trainable; returns their parameters."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    apply_adapter(model, adapter, None)
+    modules = dict(model.named_modules())
+    return [param for name in adapter.weights for param in (modules[name].lora_A, modules[name].lora_B)]
 
 
-def load_adapter(path) -> Adapter:
-    """Our format (``NAME.safetensors`` + ``NAME.json``) or a PEFT folder (``adapter_config.json``)."""
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if path.is_dir():
-        return _load_peft(path)
-    if not path.exists() and path.with_suffix(".safetensors").is_file():
-        path = path.with_suffix(".safetensors")  # NAME alone, as `train --mode lora` names it
-    manifest_path = path.with_suffix(".json")
-    if not path.is_file() or not manifest_path.is_file():
-        raise SegmentWithSAM2Error(f"adapter {path} needs its weights (.safetensors) and manifest (.json) side by side")
-    manifest = json.loads(manifest_path.read_text())
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise SegmentWithSAM2Error(f"adapter manifest {manifest_path} has format {manifest.get('format_version')!r}, "
-                                   f"this library reads {FORMAT_VERSION}")
-    tensors = load_file(str(path))
-    names = {key.rsplit(".", 1)[0] for key in tensors}
-    weights = {name: (tensors[f"{name}.lora_A"], tensors[f"{name}.lora_B"]) for name in names}
-    return Adapter(weights, manifest["base_model"], manifest.get("base_sha256"), int(manifest["rank"]),
-                   float(manifest["alpha"]), float(manifest.get("dropout", 0.0)),
-                   list(manifest.get("target_modules", [])), manifest.get("training_data", ""))
-
-
-def _load_peft(folder: Path) -> Adapter:
-    """LoRA weights saved by Hugging Face PEFT for the same modules (``base_model.model.`` keys)."""
-    from safetensors.torch import load_file
-
-    config = json.loads((folder / "adapter_config.json").read_text())
-    tensors = load_file(str(folder / "adapter_model.safetensors"))
-    weights = {}
-    for key in tensors:
-        if key.endswith(".lora_A.weight"):
-            name = key[: -len(".lora_A.weight")].removeprefix("base_model.model.")
-            weights[name] = (tensors[key], tensors[key.replace(".lora_A.", ".lora_B.")])
-    if not weights:
-        raise SegmentWithSAM2Error(f"{folder} holds no LoRA weights in PEFT's layout (…lora_A.weight / lora_B.weight)")
-    targets = config.get("target_modules") or []
-    return Adapter(weights, str(config.get("base_model_name_or_path", "")), None, int(config["r"]),
-                   float(config.get("lora_alpha", config["r"])), float(config.get("lora_dropout", 0.0)),
-                   [targets] if isinstance(targets, str) else list(targets), "imported from PEFT")
+def detach_trained(model: nn.Module, adapter: Adapter) -> Adapter:
+    """The adapter with the weights its attached layers have now (copies)."""
+    modules = dict(model.named_modules())
+    adapter.weights = {name: (modules[name].lora_A.detach().clone(), modules[name].lora_B.detach().clone())
+                       for name in adapter.weights}
+    return adapter
 
 
 def _targets(model, patterns):

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import Cancelled, SegmentWithSAM2Error
+from ..options import DIRECTIONS, STOP_AFTER, look_up
 from .features import DEFAULT_BUDGET_MB, CachedState, FeatureCache, default_batch, default_host_budget, encode_ahead
 from .frames import FrameSequence
 from .geometry import plan_slices
@@ -36,15 +37,13 @@ from .prompts import ObjectInputs, place_prompts
 from .tracking import condition, low_res_logits, new_state, track
 from .volume import Volume
 
-DIRECTIONS = ("both", "forward", "backward")
-
 
 @dataclass
 class PropagationOptions:
     direction: str = "both"
     slice_range: tuple[int, int] | None = None  # first, last slice index (inclusive)
     auto_stop: bool = True
-    stop_after: int = 3  # a direction ends after this many consecutive slices without the object
+    stop_after: int = STOP_AFTER  # a direction ends after this many consecutive slices without the object
     postprocess: PostProcess | None = field(default_factory=PostProcess)
 
 
@@ -207,8 +206,7 @@ def _corrected_slices(objects, previous) -> dict:
 
 
 def _passes(direction: str, anchors, first: int, last: int) -> list[tuple[str, int, int]]:
-    if direction not in DIRECTIONS:
-        raise SegmentWithSAM2Error(f"unknown direction {direction!r}; use one of {', '.join(DIRECTIONS)}")
+    look_up(direction, DIRECTIONS, "direction")
     forward, backward = ("forward", anchors[0], last), ("backward", anchors[-1], first)
     return {"both": [forward, backward], "forward": [forward], "backward": [backward]}[direction]
 

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import SegmentWithSAM2Error
+from ..options import AXES, look_up
 from .volume import Volume
 
-AXES = ("auto", "axial", "coronal", "sagittal", "i", "j", "k")
 # RAS index of the patient axis each view looks along, and of its image's horizontal/vertical axes.
 _VIEW_NORMAL = {"sagittal": 0, "coronal": 1, "axial": 2}
 _VIEW_IN_PLANE = {"axial": (0, 1), "coronal": (0, 2), "sagittal": (1, 2)}
@@ -64,8 +63,7 @@ class SlicePlan:
 
 
 def plan_slices(volume: Volume, axis: str = "auto") -> SlicePlan:
-    if axis not in AXES:
-        raise SegmentWithSAM2Error(f"unknown slice axis {axis!r}; use one of {', '.join(AXES)}")
+    look_up(axis, AXES, "slice axis")
     dirs = volume.directions
     if axis in ("i", "j", "k"):
         slice_axis = "ijk".index(axis)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import SegmentWithSAM2Error
+from ..errors import Remedy, SegmentWithSAM2Error
 
 # (center, width) in HU; the same values as Slicer's CT display presets where it has one.
 CT_PRESETS = {
@@ -114,16 +114,15 @@ def _from_center_width(center, width, source) -> Window:
 def _checked(lower, upper, source) -> Window:
     if not upper > lower:
         raise SegmentWithSAM2Error(
-            f"the {source} window is empty ({lower:g}..{upper:g}): most voxels share one value; "
-            "give an explicit --window CENTER,WIDTH")
+            f"the {source} window is empty ({lower:g}..{upper:g}): most voxels share one value", Remedy("give_window"))
     return Window(float(lower), float(upper), source)
 
 
 def _parse_pair(text, original):
     try:
         a, b = (float(x) for x in text.split(","))
-    except ValueError:
-        raise SegmentWithSAM2Error(f"cannot read window {original!r}; expected two numbers like 40,400") from None
+    except ValueError as error:
+        raise SegmentWithSAM2Error(f"cannot read window {original!r}; expected two numbers like 40,400") from error
     return a, b
 
 

@@ -10,13 +10,11 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from ..errors import SegmentWithSAM2Error
-from .adapters import apply_adapter, load_adapter
-from .checkpoint import load_weights, read_state_dict, sha256_of
-from .registry import cached_checkpoint, model_spec, resolve_config
+from ..errors import RandomWeightsWarning, Remedy, SegmentWithSAM2Error
+from ..options import DEVICES, PRECISIONS, look_up
+from .adapters import apply_adapter
+from .weights import load_weights
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # What sam2's own build_sam2_video_predictor sets, except hole filling: sam2 needs its CUDA
 # extension for it and skips it (warning every frame) without one, so we fill holes ourselves.
@@ -28,10 +26,6 @@ _PREDICTOR_OVERRIDES = [
     "model.binarize_mask_from_pts_for_mem_enc=true",
     "model.fill_hole_area=0",
 ]
-
-
-class RandomWeightsWarning(UserWarning):
-    pass
 
 
 @dataclass
@@ -54,38 +48,29 @@ class LoadedModel:
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
 
-def load_model(model: str | None = None, *, checkpoint=None, config=None, random_init=False, seed=0,
-               device="auto", precision="auto", adapters=(), merge_adapters=False) -> LoadedModel:
-    """Load a registry model (``model``) or a checkpoint with its config; random weights only on request.
+def build_model(config_path: Path, state: dict | None = None, *, source="", seed=0, device="auto",
+                precision="auto", adapters=(), merge_adapters=False, model_id="", weights="",
+                candidates: dict | None = None) -> LoadedModel:
+    """A predictor built from ``config_path`` with the weights ``state`` (None: random, seeded),
+    the ``adapters`` (core.adapters.Adapter) applied in order, on a device and precision.
 
-    ``adapters``: LoRA adapter paths (see core.adapters) applied in order, merged into the weights
-    when ``merge_adapters`` (faster, cannot be undone).
+    ``weights`` identifies the weights (their checkpoint's SHA-256; adapters made for other base
+    weights are refused); ``source`` and ``candidates`` (name -> config) word a mismatch.
     """
-    spec = model_spec(model) if model else None
-    if spec is None and config is None:
-        raise SegmentWithSAM2Error("give a model id (--model), or a checkpoint with its --config")
-    config_path = resolve_config(config or spec.config)
     torch_device = pick_device(device)
-    if precision == "auto" and torch_device.type == "cpu" and spec is not None:
-        precision = spec.entry.get("cpu_precision", precision)
     chosen_precision = pick_precision(precision, torch_device)
-    if random_init:
-        if checkpoint:
-            raise SegmentWithSAM2Error("--random-init and --checkpoint exclude each other")
-        predictor, weights = build_predictor(config_path, seed), f"random (seed {seed})"
+    predictor = build_predictor(config_path, seed)
+    if state is None:
+        weights = f"random (seed {seed})"
         warnings.warn(f"RANDOM WEIGHTS (seed {seed}): masks are meaningless; use only for tests and benchmarks",
-                      RandomWeightsWarning, stacklevel=2)
+                      RandomWeightsWarning, stacklevel=3)
     else:
-        path = Path(checkpoint) if checkpoint else cached_checkpoint(spec)
-        state = read_state_dict(path)
-        predictor = build_predictor(config_path, seed)
-        load_weights(predictor, state, path, config_path)
-        weights = sha256_of(path)
-    for adapter_path in adapters:
-        apply_adapter(predictor, load_adapter(adapter_path), None if random_init else weights, merge_adapters)
+        load_weights(predictor, state, source, config_path, candidates)
+    for adapter in adapters:
+        apply_adapter(predictor, adapter, None if state is None else weights, merge_adapters)
     predictor = predictor.to(torch_device).eval()
-    model_id = spec.id if spec else f"custom:{config_path.name}"
-    return LoadedModel(predictor, model_id, config_path, torch_device, chosen_precision, weights)
+    return LoadedModel(predictor, model_id or f"custom:{config_path.name}", config_path, torch_device,
+                       chosen_precision, weights)
 
 
 def build_predictor(config_path: Path, seed: int = 0) -> torch.nn.Module:
@@ -97,7 +82,7 @@ def build_predictor(config_path: Path, seed: int = 0) -> torch.nn.Module:
     try:
         predictor = instantiate(cfg.model, _recursive_=True)
     except Exception as error:
-        raise SegmentWithSAM2Error(f"config {config_path} does not build a sam2 model: {error}") from None
+        raise SegmentWithSAM2Error(f"config {config_path} does not build a sam2 model: {error}") from error
     predictor.memory_attention.register_forward_pre_hook(_memory_in_features_dtype, with_kwargs=True)
     return predictor
 
@@ -119,22 +104,20 @@ def _memory_in_features_dtype(_module, args, kwargs):
 
 
 def pick_device(device: str) -> torch.device:
-    if device not in DEVICES:
-        raise SegmentWithSAM2Error(f"unknown device {device!r}; use one of {', '.join(DEVICES)}")
+    look_up(device, DEVICES, "device")
     mps = getattr(torch.backends, "mps", None)
     has_mps = bool(mps and mps.is_available())
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise SegmentWithSAM2Error("device cuda was asked for but torch sees no CUDA GPU; use --device cpu")
+        raise SegmentWithSAM2Error("device cuda was asked for but torch sees no CUDA GPU", Remedy("use_cpu"))
     if device == "mps" and not has_mps:
-        raise SegmentWithSAM2Error("device mps was asked for but is not available; use --device cpu")
+        raise SegmentWithSAM2Error("device mps was asked for but is not available", Remedy("use_cpu"))
     return torch.device(device)
 
 
 def pick_precision(precision: str, device: torch.device) -> str:
-    if precision not in PRECISIONS:
-        raise SegmentWithSAM2Error(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    look_up(precision, PRECISIONS, "precision")
     if precision != "auto":
         return precision
     if device.type == "cuda":

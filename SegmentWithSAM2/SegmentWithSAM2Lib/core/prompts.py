@@ -14,11 +14,11 @@ import numpy as np
 import torch
 
 from ..errors import SegmentWithSAM2Error
+from ..options import SPACES, look_up
 from .geometry import SlicePlan, plan_slices
 from .inplane import InPlaneMap
 from .volume import LPS_TO_RAS, Volume, apply_affine
 
-SPACES = ("RAS", "LPS", "IJK")
 PALETTE = [(0.9, 0.5, 0.1), (0.2, 0.6, 0.9), (0.3, 0.8, 0.3), (0.9, 0.3, 0.6), (0.7, 0.6, 0.2), (0.5, 0.4, 0.9)]
 MAX_LABEL = 65535
 
@@ -60,9 +60,7 @@ def place_prompts(prompts: dict, volume: Volume, plan: SlicePlan, inplane: InPla
     """Check the prompt structure and map every prompt onto its slice's frame."""
     if not isinstance(prompts, dict):
         raise SegmentWithSAM2Error("prompts must be an object with 'space' and 'objects'")
-    space = str(prompts.get("space", "RAS")).upper()
-    if space not in SPACES:
-        raise SegmentWithSAM2Error(f"prompt space {space!r} is not one of {', '.join(SPACES)}")
+    space = look_up(str(prompts.get("space", "RAS")).upper(), SPACES, "prompt space")
     objects = prompts.get("objects")
     if not isinstance(objects, list) or not objects:
         raise SegmentWithSAM2Error("prompts have no objects; add at least one object with a point or box")
@@ -74,7 +72,7 @@ def place_prompts(prompts: dict, volume: Volume, plan: SlicePlan, inplane: InPla
     return placed
 
 
-def check_prompts(prompts: dict, volume: Volume, axis: str = "auto") -> None:
+def check_prompts(volume: Volume, prompts: dict, axis: str = "auto") -> None:
     """Every check of place_prompts, before a model is loaded (a bad prompt file should not wait
     for a model load or a download).  None of them depends on the model's frame size, so a
     nominal one stands in for it."""

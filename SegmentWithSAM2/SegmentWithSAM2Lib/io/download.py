@@ -9,7 +9,6 @@ the same file.  Proxies come from the environment (``https_proxy`` ...), as urll
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import os
@@ -22,14 +21,10 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from ..errors import SegmentWithSAM2Error
+from ..errors import Cancelled, DownloadError, Remedy
+from .checkpoints import CHUNK, sha256_of
 
-CHUNK = 1 << 20
 PINS = "pins.json"
-
-
-class DownloadError(SegmentWithSAM2Error):
-    pass
 
 
 @dataclass
@@ -47,15 +42,15 @@ def fetch(url: str, target: Path, sha256: str | None = None, *, offline=False, t
         if not target.is_file():
             raise DownloadError(f"offline mode: {target.name} is not in the cache ({target}); "
                                 f"download it where the network is reachable: {url}")
-        return verify_file(target, sha256 or pinned_hash(target), f"delete {target} and download it again")
+        return verify_file(target, sha256 or pinned_hash(target), Remedy("download_again", str(target)))
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         expected = sha256 or pinned_hash(target)
-        if target.is_file() and (expected is None or file_sha256(target) == expected):
+        if target.is_file() and (expected is None or sha256_of(target) == expected):
             return target
         part = target.with_name(target.name + ".part")
         _stream(url, part, timeout, on_progress, should_cancel)
-        actual = file_sha256(part)
+        actual = sha256_of(part)
         if expected is not None and actual != expected:
             part.unlink()
             raise DownloadError(f"checksum mismatch for {target.name} from {url}: expected {expected}, got {actual}; "
@@ -66,20 +61,12 @@ def fetch(url: str, target: Path, sha256: str | None = None, *, offline=False, t
     return target
 
 
-def verify_file(target: Path, expected: str | None, remedy: str) -> Path:
+def verify_file(target: Path, expected: str | None, remedy: Remedy) -> Path:
     """A file to be used as it is (offline, or shipped with the project), checked as every online
     use checks it, so a damaged or replaced file is not loaded; ``remedy`` says what to do."""
-    if expected is not None and (actual := file_sha256(target)) != expected:
-        raise DownloadError(f"{target} does not match its checksum (expected {expected}, got {actual}); {remedy}")
+    if expected is not None and (actual := sha256_of(target)) != expected:
+        raise DownloadError(f"{target} does not match its checksum (expected {expected}, got {actual})", remedy)
     return target
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def pinned_hash(target: Path) -> str | None:
@@ -106,11 +93,10 @@ def _stream(url, part: Path, timeout, on_progress, should_cancel) -> None:
     except urllib.error.HTTPError as error:
         if error.code == 416 and have:  # the part is already complete
             return
-        raise DownloadError(f"download of {url} failed: HTTP {error.code} {error.reason}") from None
+        raise DownloadError(f"download of {url} failed: HTTP {error.code} {error.reason}") from error
     except (urllib.error.URLError, socket.timeout, TimeoutError) as error:
         reason = getattr(error, "reason", error)
-        raise DownloadError(f"cannot reach {url}: {reason} (timeout {timeout:g} s); check the network or proxy "
-                            "settings, or use offline mode with a file already in the cache") from None
+        raise DownloadError(f"cannot reach {url}: {reason} (timeout {timeout:g} s)", Remedy("go_offline")) from error
     with response:
         resumed = response.status == 206
         length = response.headers.get("Content-Length")
@@ -120,12 +106,12 @@ def _stream(url, part: Path, timeout, on_progress, should_cancel) -> None:
         with open(part, "ab" if resumed else "wb") as out:
             while True:
                 if should_cancel is not None and should_cancel():
-                    raise DownloadError(f"download of {url} cancelled; {done} bytes kept to resume later")
+                    raise Cancelled(f"download of {url} cancelled; {done} bytes kept to resume later")
                 try:
                     block = response.read(CHUNK)
                 except (socket.timeout, TimeoutError, ConnectionError, OSError, http.client.HTTPException) as error:
-                    raise DownloadError(f"download of {url} interrupted after {done} bytes ({error}); "
-                                        "run it again to resume") from None
+                    raise DownloadError(f"download of {url} interrupted after {done} bytes ({error})",
+                                        Remedy("retry")) from error
                 if not block:
                     break
                 out.write(block)
@@ -133,4 +119,4 @@ def _stream(url, part: Path, timeout, on_progress, should_cancel) -> None:
                 if on_progress is not None:
                     on_progress(Progress(done, total, (done - have) / max(time.monotonic() - started, 1e-6)))
         if total is not None and done < total:
-            raise DownloadError(f"download of {url} interrupted after {done} of {total} bytes; run it again to resume")
+            raise DownloadError(f"download of {url} interrupted after {done} of {total} bytes", Remedy("retry"))

@@ -6,9 +6,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.registry import ModelSpec, checkpoint_path, model_spec
-from ..errors import SegmentWithSAM2Error
-from .download import DownloadError, fetch, file_sha256, pinned_hash, verify_file
+from ..errors import DownloadError, Remedy, SegmentWithSAM2Error
+from .checkpoints import sha256_of
+from .download import fetch, pinned_hash, verify_file
+from .model_zoo import ModelSpec, checkpoint_path, model_spec
 
 
 @dataclass
@@ -28,10 +29,10 @@ def download_model(model_id: str, *, offline=False, timeout=30.0, on_progress=No
     offline = offline or os.environ.get(OFFLINE_ENV, "") not in ("", "0")
     spec = model_spec(model_id)
     target = checkpoint_path(spec)
-    if spec.entry.get("file"):  # shipped with the project: verify, never download
-        restore = "restore it from the project's files (e.g. git checkout -- model_zoo/)"
+    if spec.shipped:  # shipped with the project: verify, never download
+        restore = Remedy("restore_file", str(target))
         if not target.is_file():
-            raise DownloadError(f"{target} ships with the project but is missing; {restore}")
+            raise DownloadError(f"{target} ships with the project but is missing", restore)
         return verify_file(target, spec.sha256, restore)
     last_error = None
     for url in spec.urls:  # mirrors, in order
@@ -45,7 +46,7 @@ def download_model(model_id: str, *, offline=False, timeout=30.0, on_progress=No
     raise last_error
 
 
-def entry(model_id: str, check: bool = False) -> CacheEntry:
+def cache_entry(model_id: str, check: bool = False) -> CacheEntry:
     spec = model_spec(model_id)
     path = checkpoint_path(spec)
     if not path.is_file():
@@ -55,13 +56,13 @@ def entry(model_id: str, check: bool = False) -> CacheEntry:
         return CacheEntry(spec, path, path.stat().st_size, "unchecked" if expected else "unpinned")
     if expected is None:
         return CacheEntry(spec, path, path.stat().st_size, "unpinned")
-    return CacheEntry(spec, path, path.stat().st_size, "verified" if file_sha256(path) == expected else "MISMATCH")
+    return CacheEntry(spec, path, path.stat().st_size, "verified" if sha256_of(path) == expected else "MISMATCH")
 
 
 def remove_model(model_id: str) -> bool:
     """Delete the cached checkpoint and any partial download; True if something was removed."""
     spec = model_spec(model_id)
-    if spec.entry.get("file"):
+    if spec.shipped:
         raise SegmentWithSAM2Error(f"{model_id} ships with the project ({checkpoint_path(spec)}); it is not in the cache")
     removed = False
     target = checkpoint_path(spec)

@@ -34,7 +34,7 @@ def read_prompt_file(path, volume: Volume) -> dict:
 
 def _load_mask(item, folder: Path, volume: Volume) -> dict:
     """``{"file": labelmap, "label": 1, "slice": s}`` -> ``{"mask": bool array, "slice": s}``."""
-    from .images import read_volume
+    from .volume_files import read_volume
 
     if not isinstance(item, dict) or "file" not in item or "slice" not in item:
         raise SegmentWithSAM2Error("a mask prompt needs 'file' (a labelmap on the image's grid) and 'slice'")

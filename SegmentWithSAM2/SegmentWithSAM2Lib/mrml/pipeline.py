@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import datetime
 
-from .. import __version__
+from ..version import __version__
 from ..core.engine import PropagationOptions, VolumeSession, span_from
 from ..core.postprocess import PostProcess
+from ..options import STOP_AFTER
 from .markups import object_prompts
 from .segments import write_segment
 from .volumes import volume_from_node
@@ -61,7 +62,8 @@ def run_engine(model, volume, prompts, *, window, axis="auto", direction="both",
     session = session or VolumeSession(model, volume, axis=axis, window=window)
     if from_slice is not None and previous is not None:
         direction, slice_range = span_from(previous, from_slice, session.plan.num_slices)
-    options = PropagationOptions(direction, slice_range, auto_stop, 3, PostProcess() if postprocess else None)
+    options = PropagationOptions(direction=direction, slice_range=slice_range, auto_stop=auto_stop,
+                                 stop_after=STOP_AFTER, postprocess=PostProcess() if postprocess else None)
     if preview_slice is not None:
         return session.preview(prompts, preview_slice, options, previous=previous)
     return session.propagate(prompts, options, on_progress=on_progress, should_cancel=should_cancel,

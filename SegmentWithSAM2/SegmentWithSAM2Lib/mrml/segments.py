@@ -13,9 +13,9 @@ import numpy as np
 
 from ..core.volume import Volume
 from ..errors import SegmentWithSAM2Error
+from ..options import OVERLAPS, look_up
 from .volumes import node_to_world
 
-OVERLAP = ("overwrite", "keep_others")
 TAG_PREFIX = "SegmentWithSAM2."
 # Provenance written on each segment, as JSON values under TAG_PREFIX + key.
 PROVENANCE_KEYS = ("model", "weights", "precision", "window", "axis", "slice_axis", "direction", "range",
@@ -60,8 +60,7 @@ def write_segment(segmentation_node, volume_node, volume: Volume, mask: np.ndarr
     """Write ``mask`` into a new segment (``segment_id`` None) or replace that segment. Returns its id."""
     import slicer
 
-    if overlap not in OVERLAP:
-        raise SegmentWithSAM2Error(f"unknown overlap policy {overlap!r}; use one of {', '.join(OVERLAP)}")
+    look_up(overlap, OVERLAPS, "overlap policy")
     ensure_converter_rules()
     segmentation = segmentation_node.GetSegmentation()
     if segment_id is not None and segmentation.GetSegment(segment_id) is None:
@@ -129,8 +128,6 @@ def _vtk_matrix(matrix: np.ndarray):
         for c in range(4):
             out.SetElement(r, c, float(matrix[r, c]))
     return out
-
-
 
 
 def segment_as_mask_prompt(segmentation_node, segment_id: str, volume: Volume, slice_index: int) -> dict:

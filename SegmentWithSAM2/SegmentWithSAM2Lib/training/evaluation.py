@@ -13,14 +13,16 @@ has no use for negative ones).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from scipy import ndimage
 
 from ..core.engine import PropagationOptions, VolumeSession
-from .validation import middle_slice_box
+from ..core.metrics import dice, middle_slice_box
+from ..core.model import LoadedModel
 
-PROTOCOLS = ("box", "point", "corrector")
 NSD_TOLERANCE_MM = 2.0
 
 
@@ -35,18 +37,17 @@ def prompt_for(labels: np.ndarray, label: int, protocol: str) -> dict:
 
 
 def scores(prediction: np.ndarray, truth: np.ndarray, spacing_kji) -> dict:
-    """Dice, HD95 (mm) and NSD at 2 mm between two boolean volumes [k, j, i]."""
-    from monai.metrics import compute_dice, compute_hausdorff_distance, compute_surface_dice
+    """Dice, HD95 (mm) and NSD at 2 mm (MONAI's) between two boolean volumes [k, j, i]."""
+    if not prediction.any() or not truth.any():
+        return {"dice": dice(prediction, truth), "hd95": float("inf"), "nsd": 0.0}
+    from monai.metrics import compute_hausdorff_distance, compute_surface_dice
 
     p = torch.from_numpy(prediction.astype(np.float32))[None, None]
     t = torch.from_numpy(truth.astype(np.float32))[None, None]
     onehot = lambda x: torch.cat([1 - x, x], dim=1)  # noqa: E731  (background, object)
-    dice = float(compute_dice(onehot(p), onehot(t), include_background=False)[0, 0])
-    if not prediction.any() or not truth.any():
-        return {"dice": dice, "hd95": float("inf"), "nsd": 0.0}
     hd95 = float(compute_hausdorff_distance(onehot(p), onehot(t), percentile=95, spacing=list(spacing_kji))[0, 0])
     nsd = float(compute_surface_dice(onehot(p), onehot(t), [NSD_TOLERANCE_MM], spacing=list(spacing_kji))[0, 0])
-    return {"dice": dice, "hd95": hd95, "nsd": nsd}
+    return {"dice": dice(prediction, truth), "hd95": hd95, "nsd": nsd}
 
 
 def engine_mask(model, volume, labels, label, protocol, axis="k", window="auto") -> np.ndarray:
@@ -126,3 +127,46 @@ def evaluate(model, cases, protocol="box", rounds: int = 3, baseline: bool = Tru
             for method, mask in masks.items():
                 rows.append({"case": f"{name}:{label}", "method": method, **scores(mask, truth, spacing_kji)})
     return rows
+
+
+def box_dice(model: LoadedModel, volume, labels: np.ndarray, label: int = 1) -> float:
+    """The engine from one box on the object's middle slice, scored by Dice (training's validation)."""
+    return dice(engine_mask(model, volume, labels, label, "box"), labels == label)
+
+
+def validator(config, cases):
+    """A ``validate(model) -> mean Dice`` callback for the training loop, in fp32 on the model's
+    device; ``cases`` are (volume, labels, label values to score), each label from its own box."""
+    def validate(model) -> float:
+        device = next(model.parameters()).device
+        wrapped = LoadedModel(model, model_id="training", config=config, device=device, precision="fp32",
+                              weights="training")
+        return float(np.mean([box_dice(wrapped, volume, labels, int(label))
+                              for volume, labels, values in cases for label in values]))
+    return validate
+
+
+def markdown(rows, model, protocol) -> str:
+    rounds = "dice_rounds" in rows[0]
+    extra = (" Dice per round | clicks |", "---|---|") if rounds else ("", "")
+    lines = [f"Model {model.model_id} (weights {model.weights[:16]}), protocol {protocol}", "",
+             f"| case | method | Dice | HD95 (mm) | NSD@2mm |{extra[0]}", f"|---|---|---|---|---|{extra[1]}"]
+    lines += [_row(r["case"], r, rounds) for r in rows]
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        mean = {k: float(np.mean([r[k] for r in mine])) for k in ("dice", "hd95", "nsd", "clicks") if k in mine[0]}
+        if rounds:
+            mean["dice_rounds"] = np.mean([r["dice_rounds"] for r in mine], axis=0).tolist()
+        lines.append(_row("mean", {"method": method, **mean}, rounds))
+    return "\n".join(lines)
+
+
+def _row(case, r, rounds) -> str:
+    line = f"| {case} | {r['method']} | {r['dice']:.3f} | {_mm(r['hd95'])} | {r['nsd']:.3f} |"
+    if rounds:
+        line += f" {' -> '.join(f'{d:.3f}' for d in r['dice_rounds'])} | {r['clicks']:g} |"
+    return line
+
+
+def _mm(value: float) -> str:
+    return "inf" if math.isinf(value) else f"{value:.1f}"

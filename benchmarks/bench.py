@@ -4,7 +4,7 @@ Each (workload, method) runs in its own child process so that its peak RSS is it
 are medians of ``--repeats`` runs after one warm-up.  Results: a table on stdout and
 ``results/bench-<date>.{json,md}`` with the machine and library versions.
 
-    python Testing/benchmarks/bench.py [--workloads W1,W2,W3,W4,W5,W6] [--repeats 3] [--quick]
+    python benchmarks/bench.py [--workloads W1,W2,W3,W4,W5,W6] [--repeats 3] [--quick]
 
 ``--quick`` shrinks every volume (for a smoke test of the harness; its figures mean nothing).
 """

@@ -1,6 +1,6 @@
 """The benchmark workloads W1-W6 (see bench.py); run one as a child process:
 
-    python Testing/benchmarks/workloads.py W1 engine --repeats 3 [--quick]
+    python benchmarks/workloads.py W1 engine --repeats 3 [--quick]
 
 prints one JSON line: seconds (median), per-slice time, peak RSS, and what the workload checks.
 """
@@ -26,9 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baselines  # noqa: E402
 
 from SegmentWithSAM2Lib.core.engine import PropagationOptions, VolumeSession  # noqa: E402
-from SegmentWithSAM2Lib.core.model import load_model  # noqa: E402
+from SegmentWithSAM2Lib.io.models import load_model  # noqa: E402
 from SegmentWithSAM2Lib.core.volume import Volume  # noqa: E402
-from SegmentWithSAM2Lib.samples import dice, synthetic_ct  # noqa: E402
+from SegmentWithSAM2Lib.core.metrics import dice
+from SegmentWithSAM2Lib.synthetic import demo_ct as synthetic_ct  # noqa: E402
 
 MEDSAM2 = "medsam2_512.yaml"
 WORKLOADS = {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU part of the benchmarks, for a machine with CUDA (run from the repository root with the
 # package importable): W6, the speed of training micro, and the LoRA fine-tune of lora_micro.py.
-#     bash Testing/benchmarks/gpu.sh OUTPUT_FOLDER [LORA_STEPS]
+#     bash benchmarks/gpu.sh OUTPUT_FOLDER [LORA_STEPS]
 set -u
 out=${1:?output folder}; lora_steps=${2:-1500}
 mkdir -p "$out"
@@ -11,7 +11,7 @@ python3 -m SegmentWithSAM2Lib.cli --debug train --synthetic 100 --synthetic-shap
     --mode full --steps 200 --clip-length 5 --lr 2e-4 --seed 1 --output /tmp/gpu-full --device cuda \
     --precision bf16 2>&1 | grep -v -e Warning -e 'training:' | tee "$out/train-full.log"
 cp /tmp/gpu-full/train.log "$out/train-full-steps.log"
-python3 Testing/benchmarks/lora_micro.py --steps "$lora_steps" --rank 16 --lr 1e-3 --device cuda --precision bf16 \
+python3 benchmarks/experiments/lora_micro.py --steps "$lora_steps" --rank 16 --lr 1e-3 --device cuda --precision bf16 \
     --output /tmp/lora-shell --results /tmp/lora-shell/results --baseline none 2>&1 | grep -v -e Warning -e 'training:' | tee "$out/lora.log"
 tar czf "$out/lora.tgz" -C /tmp/lora-shell adapter.json adapter.safetensors train.log results
-python3 Testing/benchmarks/bench.py --workloads W6 --repeats 1 --output "$out" 2>&1 | grep -v Warning
+python3 benchmarks/bench.py --workloads W6 --repeats 1 --output "$out" 2>&1 | grep -v Warning

@@ -4,7 +4,7 @@ there yet, the mask may run into B where it appears; a negative click on B on th
 largest leak is added and the run corrected (the engine feeds that slice's earlier logits with the
 click, as sam2's interactive use does).  Prints the leak and A's Dice on that slice before and after.
 
-    python Testing/benchmarks/leak_correction.py [--model micro | --checkpoint F --config micro_256.yaml]
+    python benchmarks/experiments/leak_correction.py [--model micro | --checkpoint F --config micro_256.yaml]
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import warnings
 import numpy as np
 
 from SegmentWithSAM2Lib.core.engine import PropagationOptions, VolumeSession
-from SegmentWithSAM2Lib.core.model import load_model
+from SegmentWithSAM2Lib.io.models import load_model
 from SegmentWithSAM2Lib.core.volume import Volume
-from SegmentWithSAM2Lib.samples import dice
+from SegmentWithSAM2Lib.core.metrics import dice
 
 SHAPE = (80, 128, 128)  # k, j, i
 

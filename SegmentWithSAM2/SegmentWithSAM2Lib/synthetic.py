@@ -1,8 +1,9 @@
-"""Synthetic CT- and MR-like volumes with exact labels, for training and behaviour tests.
+"""Synthetic CT- and MR-like volumes with exact labels: training data, behaviour tests, the demo.
 
-Objects are smooth blobs (deformed ellipsoids) and tubes (curved cylinders) that begin and end
-inside the volume, sometimes touching, on textured backgrounds; intensities are CT-like (HU) or
-MR-like (arbitrary units with a bias field).
+``synthetic_volume``: smooth blobs (deformed ellipsoids), tubes (curved cylinders), shells and
+twin lobes that begin and end inside the volume, sometimes touching, on textured backgrounds;
+intensities CT-like (HU) or MR-like (arbitrary units with a bias field).  ``demo_ct`` is the
+preset the demo segments: an abdomen-like slab with one organ.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..core.volume import Volume
-from ..errors import SegmentWithSAM2Error
+from .core.volume import Volume
+from .options import look_up
 
 
 def synthetic_volume(rng: np.random.Generator, shape_kji=(32, 96, 96), objects=2, modality="CT", shapes=None):
@@ -110,8 +111,24 @@ def parse_shapes(text: str | None):
     """'blob,shell' -> ("blob", "shell"); None keeps the default mix."""
     if not text:
         return None
-    shapes = tuple(part.strip() for part in text.split(","))
-    unknown = [s for s in shapes if s not in SHAPES]
-    if unknown:
-        raise SegmentWithSAM2Error(f"unknown synthetic shape(s) {unknown}; use {', '.join(SHAPES)}")
-    return shapes
+    return tuple(look_up(part.strip(), tuple(SHAPES), "synthetic shape") for part in text.split(","))
+
+
+def demo_ct(shape_kji=(48, 192, 192), spacing_ijk=(0.8, 0.8, 2.5), organ_radii_mm=(32.0, 24.0, 22.0),
+            seed=0) -> tuple[Volume, np.ndarray]:
+    """An abdomen-like slab: air, a body ellipse of soft tissue, a bright spine, and one ellipsoid
+    'organ' (label 1) denser than its surroundings.  Returns (int16 HU volume, uint8 labels)."""
+    rng = np.random.default_rng(seed)
+    k, j, i = np.meshgrid(*(np.arange(n, dtype=np.float32) for n in shape_kji), indexing="ij")
+    centre = [(n - 1) / 2 for n in shape_kji]
+    x, y, z = ((axis - c) * s for axis, c, s in zip((i, j, k), centre[::-1], spacing_ijk))
+    half_width, half_depth = shape_kji[2] * spacing_ijk[0] * 0.42, shape_kji[1] * spacing_ijk[1] * 0.34
+    hu = np.where((x / half_width) ** 2 + (y / half_depth) ** 2 <= 1, 35.0, -1000.0)
+    hu[(x ** 2 + (y - half_depth * 0.7) ** 2) <= 9.0 ** 2] = 700.0  # spine
+    rx, ry, rz = organ_radii_mm
+    organ = ((x + 0.25 * half_width) / rx) ** 2 + ((y + 0.1 * half_depth) / ry) ** 2 + (z / rz) ** 2 <= 1
+    hu[organ] = 120.0
+    hu += rng.normal(0.0, 12.0, hu.shape)
+    ijk_to_lps = np.diag([*spacing_ijk, 1.0])
+    ijk_to_lps[:3, 3] = [-100.0, -120.0, -60.0]
+    return Volume.from_lps(hu.astype(np.int16), ijk_to_lps, {"modality": "CT"}), organ.astype(np.uint8)

@@ -1,7 +1,7 @@
 """Where the engine's time goes: torch.profiler over one propagation (W1's or W6's case), the
 operators with the most device and host time.
 
-    python Testing/benchmarks/profile_engine.py [--config medsam2_512.yaml] [--slices 60] [--device cuda]
+    python benchmarks/profile_engine.py [--config medsam2_512.yaml] [--slices 60] [--device cuda]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from workloads import box_prompts, ct_case  # noqa: E402
 
 from SegmentWithSAM2Lib.core.engine import PropagationOptions, VolumeSession  # noqa: E402
-from SegmentWithSAM2Lib.core.model import load_model  # noqa: E402
+from SegmentWithSAM2Lib.io.models import load_model  # noqa: E402
 
 
 def main(argv=None) -> int:

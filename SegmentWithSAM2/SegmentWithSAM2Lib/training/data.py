@@ -1,4 +1,5 @@
-"""Training data from files: (volume, labelmap) pairs, read through the library's own readers.
+"""Training and evaluation data: (volume, labelmap) pairs from files, read through the library's
+own readers, synthetic ones, and the catalogue of labelled structures training draws from.
 
 ``source`` is either a list file (one pair per line, ``IMAGE LABELMAP`` separated by a comma,
 tab or spaces, paths relative to the list file; ``#`` starts a comment) or a folder holding
@@ -13,12 +14,17 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SegmentWithSAM2Error
+from ..synthetic import synthetic_volume
+
+# Seeds of held-out synthetic volumes, offset from a run's seed so they are never its training volumes.
+VALIDATION_SEED_OFFSET = 10_000  # validation during training
+HELD_OUT_SEED_OFFSET = 20_000  # evaluation cases, and the clips the feature rescaling measures on
 
 
 def read_pairs(source, keep_labels=None) -> list[tuple]:
     """[(Volume, labels array [k, j, i])], each labelmap checked to lie on its image's grid;
     with ``keep_labels`` (label values) every other label becomes background."""
-    from ..io.images import read_volume
+    from ..io.volume_files import read_volume
 
     pairs = []
     for image_path, label_path in _pair_paths(Path(source)):
@@ -72,5 +78,28 @@ def parse_labels(text: str | None):
             low, _, high = part.strip().partition("-")
             values.update(range(int(low), int(high or low) + 1))
         except ValueError:
-            raise SegmentWithSAM2Error(f"--labels: expected values and ranges like 37,38,71-78, got {text!r}") from None
+            raise SegmentWithSAM2Error(f"label values: expected values and ranges like 37,38,71-78, got {text!r}") from None
     return values
+
+
+def catalogue(pairs) -> list[tuple]:
+    """(volume, labels, label values present); unlabelled volumes teach nothing."""
+    items = []
+    for volume, labels in pairs:
+        values = np.unique(labels)
+        if (values > 0).any():
+            items.append((volume, labels, values[values > 0]))
+    return items
+
+
+def synthetic_pairs(rng, count: int, shapes=None) -> list[tuple]:
+    """``count`` synthetic training volumes, CT and MR in turn, one or two objects each."""
+    return [synthetic_volume(rng, objects=int(rng.integers(1, 3)), modality=("CT", "MR")[i % 2], shapes=shapes)
+            for i in range(count)]
+
+
+def held_out_synthetic(seed: int, shapes=None) -> list[tuple]:
+    """Six held-out synthetic volumes (never a run's training volumes), each scored on its last label."""
+    held_out = np.random.default_rng(seed + VALIDATION_SEED_OFFSET)
+    synthetic = [synthetic_volume(held_out, (32, 96, 96), objects=1, modality=m, shapes=shapes) for m in ("CT", "MR") * 3]
+    return [(volume, labels, [int(np.max(labels))]) for volume, labels in synthetic]

@@ -1,7 +1,7 @@
 """Per-slice time of the bundled micro model on 512x512 slices: the engine in fp32 and bf16
 against sam2's official predictor (fp32, in-memory frames) on the same weights, same run.
 
-    python Testing/benchmarks/micro_speed.py [--slices 40] [--repeats 3]
+    python benchmarks/micro_speed.py [--slices 40] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import baselines  # noqa: E402
 from workloads import soft_tissue  # noqa: E402
 
 from SegmentWithSAM2Lib.core.engine import PropagationOptions, VolumeSession  # noqa: E402
-from SegmentWithSAM2Lib.core.model import load_model  # noqa: E402
+from SegmentWithSAM2Lib.io.models import load_model  # noqa: E402
 from SegmentWithSAM2Lib.machine import describe_machine, one_line  # noqa: E402
-from SegmentWithSAM2Lib.samples import synthetic_ct  # noqa: E402
+from SegmentWithSAM2Lib.synthetic import demo_ct as synthetic_ct  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

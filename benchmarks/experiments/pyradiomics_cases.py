@@ -2,10 +2,10 @@
 (brain1/2 and breast1 MRI, lung1/2 CT, each with a tumour mask).  Evaluation only: these cases
 are never used for training.
 
-    python Testing/benchmarks/pyradiomics_cases.py [--model micro] [--protocols box,point,corrector]
+    python benchmarks/experiments/pyradiomics_cases.py [--model micro] [--protocols box,point,corrector]
 
 The archive (34 MB) comes from PyPI through pip, is checked against its SHA-256 and cached;
-results go to Testing/benchmarks/results/pyradiomics-<model>-<protocol>.{json,md}.
+results go to benchmarks/results/pyradiomics-<model>-<protocol>.{json,md}.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import tarfile
 from pathlib import Path
 
 from SegmentWithSAM2Lib.cli import main as cli
-from SegmentWithSAM2Lib.core.registry import cache_dir
+from SegmentWithSAM2Lib.io.model_zoo import cache_dir
 
 ARCHIVE = "pyradiomics-3.0.1.tar.gz"
 SHA256 = "47c57f441d6cb7973fa3b2ea48d3948df78e3348e1c69e1e2ff19001601fc2f5"
 CASES = ("brain1", "brain2", "breast1", "lung1", "lung2")
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 def cases_list(folder: Path) -> Path:

@@ -5,7 +5,7 @@ sam2 attends to up to ``num_maskmem`` mask memories and ``max_obj_ptrs_in_encode
 pointers, so the first slices of a pass have fewer to attend to.  Each volume runs after a
 warm-up run on a short one.
 
-    python Testing/benchmarks/slice_times.py [--slices 96 512] [--results FOLDER]
+    python benchmarks/slice_times.py [--slices 96 512] [--results FOLDER]
 """
 
 from __future__ import annotations

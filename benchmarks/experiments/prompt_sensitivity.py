@@ -3,7 +3,7 @@ decoder's low-res logits for a click on lobe A, a click on lobe B, a negative cl
 on A, each compared with the click on A; and the image features' RMS, which decides whether the
 decoder's positional encodings (magnitude ~1) can still tell where a click is.
 
-    python Testing/benchmarks/prompt_sensitivity.py [--model micro | --checkpoint F --config micro_256.yaml]
+    python benchmarks/experiments/prompt_sensitivity.py [--model micro | --checkpoint F --config micro_256.yaml]
 
 micro as shipped (2026-11-29): features RMS 123, every prompt within 3e-5 of the click on A.
 """
@@ -21,9 +21,9 @@ from SegmentWithSAM2Lib.core.frames import FrameSequence
 from SegmentWithSAM2Lib.core.geometry import plan_slices
 from SegmentWithSAM2Lib.core.inplane import InPlaneMap
 from SegmentWithSAM2Lib.core.intensity import resolve_window
-from SegmentWithSAM2Lib.core.model import load_model
+from SegmentWithSAM2Lib.io.models import load_model
 from SegmentWithSAM2Lib.core.volume import Volume
-from SegmentWithSAM2Lib.training.rescale import image_feature_rms
+from SegmentWithSAM2Lib.training.surgery import image_feature_rms
 
 SHAPE = (80, 128, 128)  # k, j, i: the behaviour tests' twins, lobes centred at i = 46 and 80
 

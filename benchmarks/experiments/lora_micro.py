@@ -2,7 +2,7 @@
 (the wall of a hollow organ, ``--synthetic-shapes shell``): validation Dice before and after, on
 held-out volumes of that structure, same run.
 
-    python Testing/benchmarks/lora_micro.py [--steps 300] [--rank 8] [--output runs/lora-shell]
+    python benchmarks/experiments/lora_micro.py [--steps 300] [--rank 8] [--output runs/lora-shell]
                                             [--device cuda --precision bf16]
 
 Writes results/lora-micro-shell-{before,after}.{json,md}.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from SegmentWithSAM2Lib.cli import main as cli
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,5 @@
-"""Reading volumes (NIfTI, NRRD, MetaImage, DICOM series) and writing labelmaps on their grid."""
+"""Volume files in and out: NIfTI, NRRD, MetaImage and DICOM series read as volumes, labelmaps
+written on their exact grid (and .seg.nrrd segmentations), complete or not at all."""
 
 from __future__ import annotations
 

@@ -1,0 +1,70 @@
+"""The command line, ``segment-with-sam2 COMMAND``: a thin shell that maps arguments to typed
+library calls, one module per command.  Nothing in the library imports it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from ..errors import Cancelled, SegmentWithSAM2Error
+from . import cache, demo, evaluate, segment, train
+
+COMMANDS = (segment, cache, train, evaluate, demo)
+# remedies (errors.Remedy actions) in the words of the command line
+CLI_REMEDIES = {
+    "download": "run `segment-with-sam2 download {subject}` (or add --download)",
+    "choose_model": "use --model with one of {subject}, or --checkpoint PATH with --config",
+    "give_checkpoint": "give --model ID, or --checkpoint PATH with --config",
+    "choose_config": "pass --config {subject}",
+    "use_cpu": "use --device cpu",
+    "give_window": "give an explicit --window CENTER,WIDTH",
+    "restore_file": "restore {subject} from the project's files (git checkout -- model_zoo/, or reinstall)",
+    "download_again": "delete {subject} and run `segment-with-sam2 download` again",
+    "retry": "run the same command again; the download resumes",
+    "go_offline": "check the network or proxy settings, or use --offline with a file already in the cache",
+    "choose_precision": "use --precision bf16 or fp32",
+}
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = _print_warning
+        return _run(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="segment-with-sam2", description="SAM2-family volume segmentation")
+    root.add_argument("--debug", action="store_true", help="show tracebacks")
+    commands = root.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.add_parser(commands)
+    return root
+
+
+def _run(args) -> int:
+    try:
+        return args.run(args)
+    except SegmentWithSAM2Error as error:
+        if args.debug:
+            raise
+        print(f"error: {error.phrased(CLI_REMEDIES)}", file=sys.stderr)
+    except Cancelled as error:
+        print(f"error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was written", file=sys.stderr)
+    except Exception as error:  # a one-line reason, not a traceback, for anything unforeseen
+        if args.debug:
+            raise
+        print(f"error: {type(error).__name__}: {error} (run with --debug for the traceback)", file=sys.stderr)
+    return 1
+
+
+def _print_warning(message, category, *_):
+    print(f"warning: {message}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

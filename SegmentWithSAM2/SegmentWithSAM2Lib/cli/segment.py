@@ -1,0 +1,61 @@
+"""``segment-with-sam2 segment IMAGE --prompts FILE --output FILE``: one volume, one labelmap."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import SegmentWithSAM2Error
+from ..options import AXES, DIRECTIONS, STOP_AFTER
+from .model_args import add_model_arguments, choice, model_from_args
+from .progress import ProgressBar
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser("segment", help="segment a volume from a prompt file")
+    parser.add_argument("image", help="NIfTI, NRRD, MetaImage file or DICOM series folder")
+    parser.add_argument("--prompts", required=True, help="prompt JSON file (see the README)")
+    parser.add_argument("--output", required=True, help="labelmap: .nii.gz, .nrrd or .seg.nrrd (segments)")
+    add_model_arguments(parser)
+    parser.add_argument("--axis", default="auto", type=choice(AXES, "slice axis"), help=", ".join(AXES))
+    parser.add_argument("--window", default="auto", help="auto, none, mr, percentile[:LOW,HIGH], CENTER,WIDTH or a CT preset")
+    parser.add_argument("--direction", default="both", type=choice(DIRECTIONS, "direction"), help=", ".join(DIRECTIONS))
+    parser.add_argument("--range", dest="slice_range", type=slice_range, help="FIRST:LAST slice indices, inclusive")
+    parser.add_argument("--no-auto-stop", dest="auto_stop", action="store_false")
+    parser.add_argument("--stop-after", type=int, default=STOP_AFTER,
+                        help=f"empty slices before a direction stops ({STOP_AFTER})")
+    parser.add_argument("--no-postprocess", dest="postprocess", action="store_false")
+    parser.set_defaults(run=run)
+
+
+def slice_range(text: str):
+    try:
+        first, last = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"range must be FIRST:LAST (two slice indices), got {text!r}") from None
+    return first, last
+
+
+def run(args) -> int:
+    from .. import api
+    from ..core.postprocess import PostProcess
+    from ..io.prompt_file import read_prompt_file
+    from ..io.volume_files import check_output_path
+
+    output = check_output_path(args.output)
+    if output.resolve() == Path(args.image).resolve():
+        raise SegmentWithSAM2Error(f"output {output} is the input image; give another file name")
+    volume = api.read_volume(args.image)
+    prompts = read_prompt_file(args.prompts, volume)
+    api.check_prompts(volume, prompts, axis=args.axis)
+    model = model_from_args(args)
+    print(f"model {model.model_id} ({model.config.name}, {model.image_size} px, {model.device}, "
+          f"{model.precision}), weights {model.weights}", file=sys.stderr)
+    with ProgressBar() as bar:
+        result = api.segment(model, volume, prompts, axis=args.axis, window=args.window, direction=args.direction,
+                             slice_range=args.slice_range, auto_stop=args.auto_stop, stop_after=args.stop_after,
+                             postprocess=PostProcess() if args.postprocess else None, on_progress=bar.slices)
+    api.write_result(result, output)
+    print(f"wrote {output} ({result.seconds:.1f} s, slices {result.slices_processed})", file=sys.stderr)
+    return 0
