@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SegmentWithSAM2Error
+from ..errors import Remedy, SegmentWithSAM2Error
 
 CACHE_ENV = "SEGMENTWITHSAM2_CACHE"
 ZOO_ENV = "SEGMENTWITHSAM2_MODEL_ZOO"
@@ -71,9 +71,7 @@ def checkpoint_path(spec: ModelSpec) -> Path:
 def cached_checkpoint(spec: ModelSpec) -> Path:
     path = checkpoint_path(spec)
     if not path.is_file():
-        raise SegmentWithSAM2Error(
-            f"model {spec.id!r} is not downloaded (no {path}); run `segment-with-sam2 download {spec.id}`, "
-            "or give --checkpoint PATH")
+        raise SegmentWithSAM2Error(f"model {spec.id!r} is not downloaded (no {path})", Remedy("download", spec.id))
     return path
 
 
