@@ -36,7 +36,7 @@ class CountingLoader:
     def __init__(self, model):
         self.model, self.calls, self.threads = model, [], []
 
-    def __call__(self, model_id, checkpoint, device):
+    def __call__(self, model_id, checkpoint=None, device="auto"):
         self.calls.append((model_id, checkpoint, device))
         self.threads.append(threading.get_ident())
         return self.model
@@ -79,7 +79,7 @@ def test_jobs_run_on_one_persistent_thread_and_a_model_is_loaded_once(scene, wor
     request, target = segment_request(volume_node, segmentation, point_prompts(), **FAST)
     first, second = ended(worker.submit(request, target)), ended(worker.submit(request, target))
     assert first.status is second.status is Status.DONE
-    assert loader.calls == [("micro", "", "cpu")]
+    assert loader.calls == [("micro", None, "cpu")]
     other = ended(worker.submit(dataclasses.replace(request, checkpoint="other.pt"), target))
     assert other.status is Status.DONE and len(loader.calls) == 2
     assert set(loader.threads) == {worker.thread.ident} != {threading.get_ident()}

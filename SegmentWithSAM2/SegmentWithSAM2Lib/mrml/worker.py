@@ -145,10 +145,6 @@ class Job:
     def cancel_requested(self) -> bool:
         return self._cancel.is_set()
 
-    def check_cancel(self) -> None:
-        if self._cancel.is_set():
-            raise Cancelled("cancelled")
-
     def wait(self, timeout: float | None = None) -> bool:
         """Block (releasing the GIL) until the job ends or ``timeout`` passes; True if it ended."""
         return self._ended.wait(timeout)
@@ -169,11 +165,11 @@ class Job:
 _STOP = object()
 
 
-def _default_load_model(model_id, checkpoint, device):
+def _default_load_model(model_id, *, checkpoint=None, device="auto"):
     # the one place that names the library's loader (moving to io.models.load_model)
     from ..core.model import load_model
 
-    return load_model(model_id, checkpoint=checkpoint or None, device=device)
+    return load_model(model_id, checkpoint=checkpoint, device=device)
 
 
 def _default_download(model_id, on_progress=None, should_cancel=None):
@@ -187,6 +183,8 @@ class Worker:
     result (for corrections), so only that thread ever touches them."""
 
     def __init__(self, load_model=None, download_model=None):
+        """``load_model(model_id, checkpoint=, device=)`` and ``download_model(model_id,
+        on_progress=, should_cancel=)`` default to the library's own."""
         self._load = load_model or _default_load_model
         self._download = download_model or _default_download
         self._model_key = self._model = None  # one model at a time: each may hold GBs of device memory
@@ -257,7 +255,8 @@ class Worker:
 
         r = job.request
         model = self._model_for(r)
-        job.check_cancel()  # a load takes seconds; a cancel during it should not start the run
+        if job.cancel_requested():  # a load takes seconds; a cancel meanwhile should not start the run
+            raise Cancelled("cancelled")
 
         def report(done, total, index, direction):
             job.progress = (done, total, f"{direction} slice {index}: {done} of {total}")
@@ -276,7 +275,8 @@ class Worker:
     def _model_for(self, r: SegmentRequest):
         if self._model_key != r.model_key:
             self._model_key = self._model = self._session_key = self._session = None  # free it first
-            self._model, self._model_key = self._load(r.model_id, r.checkpoint, r.device), r.model_key
+            self._model = self._load(r.model_id, checkpoint=r.checkpoint or None, device=r.device)
+            self._model_key = r.model_key
         return self._model
 
     def _session_for(self, r: SegmentRequest, model):
@@ -331,11 +331,12 @@ class Worker:
         """Submit, wait in short GIL-releasing waits, finish; for console use from the main thread.
         Raises the job's error, or Cancelled."""
         job = self.submit(request, target)
+        report = on_progress or (lambda *progress: None)
         while not job.wait(poll):
+            report(*job.progress)
             if should_cancel is not None and should_cancel():
                 job.cancel()
-            if on_progress is not None:
-                on_progress(*job.progress)
+        report(*job.progress)  # the last one
         if job.status is Status.FAILED:
             raise job.error
         if job.status is Status.CANCELLED:
