@@ -11,7 +11,7 @@ import slicer
 import vtk
 
 from SegmentWithSAM2Lib.core.model import load_model
-from SegmentWithSAM2Lib.errors import NEUTRAL_REMEDIES, Remedy, SegmentWithSAM2Error
+from SegmentWithSAM2Lib.errors import NEUTRAL_REMEDIES, Cancelled, Remedy, SegmentWithSAM2Error
 from SegmentWithSAM2Lib.io.download import DownloadError
 from SegmentWithSAM2Lib.mrml.segments import segment_array, write_segment
 from SegmentWithSAM2Lib.mrml.volumes import volume_from_node
@@ -236,3 +236,26 @@ def test_a_correction_refines_the_last_result_of_the_same_inputs(scene, worker):
     assert preview.status is Status.DONE and preview.progress[:2] == (1, 1)
     assert worker._session is session  # the cached slice features were reused
     assert isinstance(request, SegmentRequest) and request.session_key == preview.request.session_key
+
+
+def test_run_waits_reports_and_raises_for_console_use(scene, worker):
+    _, volume_node, segmentation = scene
+    request, target = segment_request(volume_node, segmentation, point_prompts(), **FAST)
+    seen = []
+    outcome = worker.run(request, target, on_progress=lambda *progress: seen.append(progress), poll=0.01)
+    assert len(outcome.segment_ids) == 1 and seen[-1][:2] == (SHAPE[0] + 1, SHAPE[0] + 1)
+    with pytest.raises(Cancelled, match="scene was not changed"):
+        worker.run(request, target, should_cancel=lambda: True, poll=0.01)
+    bad, _ = segment_request(volume_node, segmentation, point_prompts((400, 24, 8)), **FAST)
+    with pytest.raises(SegmentWithSAM2Error, match="outside the volume"):
+        worker.run(bad, target, poll=0.01)
+    assert segmentation.GetSegmentation().GetNumberOfSegments() == 1
+
+
+def test_clear_drops_the_session_and_the_last_result(scene, worker):
+    _, volume_node, segmentation = scene
+    request, target = segment_request(volume_node, segmentation, point_prompts(), **FAST)
+    ended(worker.submit(request, target))
+    assert worker._session is not None and worker._last is not None
+    assert ended(worker.clear()).status is Status.DONE
+    assert worker._session is None and worker._last is None and worker._model is not None
