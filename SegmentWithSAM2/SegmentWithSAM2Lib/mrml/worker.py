@@ -292,9 +292,8 @@ class Worker:
         mb = 1 << 20
 
         def report(p):
-            total = (p.total or 0) / mb
-            job.progress = (int(p.done // mb), int(total),
-                            f"{job.request.model_id}: {p.done / mb:.0f} / {total:.0f} MB, {p.bytes_per_second / mb:.1f} MB/s")
+            done, total, speed = p.done / mb, (p.total or 0) / mb, p.bytes_per_second / mb
+            job.progress = (int(done), int(total), f"{job.request.model_id}: {done:.0f} / {total:.0f} MB, {speed:.1f} MB/s")
 
         return self._download(job.request.model_id, on_progress=report, should_cancel=job.cancel_requested)
 
