@@ -4,6 +4,7 @@ one persistent thread, plain-value requests, progress, cancel, Slicer-phrased er
 import dataclasses
 import threading
 import time
+import types
 
 import numpy as np
 import pytest
@@ -178,6 +179,7 @@ def test_a_cancelled_download_is_cancelled_not_failed(worker):
     started = threading.Event()
 
     def download(model_id, on_progress=None, should_cancel=None):
+        on_progress(types.SimpleNamespace(done=3 << 20, total=10 << 20, bytes_per_second=1 << 20))
         started.set()
         while not should_cancel():
             time.sleep(0.001)
@@ -188,6 +190,7 @@ def test_a_cancelled_download_is_cancelled_not_failed(worker):
     assert started.wait(10)
     job.cancel()
     assert ended(job).status is Status.CANCELLED and "Download resumes" in job.message
+    assert job.progress == (3, 10, "medsam2-latest: 3 / 10 MB, 1.0 MB/s") and job.error is None
 
 
 def test_shutdown_is_idempotent_ends_the_thread_and_cancels_queued_jobs(scene, loader):
