@@ -1,13 +1,11 @@
 """SegmentWithSAM2: the Slicer scripted module (Module, parameter node, Widget, Logic, Test).
 
-The module stays thin: the Widget reads the GUI and calls the Logic; the Logic calls the
-library's ``mrml`` layer.  Model work runs on one persistent worker thread (which keeps the
-loaded model between clicks); MRML nodes are only touched on the main thread.
+The module stays thin: the Widget reads the GUI and calls the Logic; the Logic reads the parameter
+node into a request (plain values) and hands it to ``SegmentWithSAM2Lib.mrml.worker.Worker``, whose
+one persistent thread runs the model; MRML nodes are only touched on the main thread.
 """
 
-import concurrent.futures
 import os
-import threading
 from typing import Annotated
 
 import qt
@@ -18,6 +16,10 @@ from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
+
+from SegmentWithSAM2Lib.mrml.volumes import volume_from_node
+from SegmentWithSAM2Lib.mrml.jobs import DownloadRequest, SegmentRequest, Status, describe, segment_request
+from SegmentWithSAM2Lib.mrml.worker import Worker
 
 
 class SegmentWithSAM2(ScriptedLoadableModule):
@@ -66,7 +68,7 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._job = None
         self._maskPrompts = []  # segments used as mask prompts, each on one slice
         self._timer = qt.QTimer()
-        self._timer.setInterval(100)
+        self._timer.setInterval(50)  # each tick waits 40 ms for the worker (pollJob)
         self._timer.timeout.connect(self.pollJob)
 
     def setup(self):
@@ -110,7 +112,10 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNodeGuiTag = None
 
     def onSceneStartClose(self, caller, event):
-        self.onCancel()
+        if self._job is not None and isinstance(self._job.request, SegmentRequest):
+            self.onCancel()  # a download outlives the scene
+        self._maskPrompts = []
+        self.logic.worker.clear()  # the session and last result belong to the closing scene
         self.setParameterNode(None)
 
     def initializeParameterNode(self):
@@ -161,19 +166,16 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onRun(self, direction=None, thisSliceOnly=False, fromThisSlice=False):
         if self._job is not None or not self.logic.ensureDependencies():
             return
-        p = self._parameterNode
-        options = {"direction": direction or p.direction}
-        if p.rangeFirst >= 0 and p.rangeLast >= 0:
-            options["sliceRange"] = (p.rangeFirst, p.rangeLast)
-        if thisSliceOnly:  # a 2D preview from this slice's prompts alone, no propagation
-            options["previewSlice"] = self.currentSliceIndex()
+        # thisSliceOnly: a 2D preview from this slice's prompts alone, no propagation.
         # fromThisSlice: clicks placed on this slice correct the last result's mask there, and the
         # volume is re-run from here on, away from the earlier prompts (the rest is kept)
-        options["correct"] = fromThisSlice
-        if fromThisSlice:
-            options["fromSlice"] = self.currentSliceIndex()
-        with slicer.util.tryWithErrorDisplay(_("Could not start segmentation."), waitCursor=True):
-            self._startJob(self.logic.startSegment(p, options, self._maskPrompts))
+        index = self.currentSliceIndex() if thisSliceOnly or fromThisSlice else None
+        try:
+            self._startJob(self.logic.startSegment(
+                self._parameterNode, direction=direction, previewSlice=index if thisSliceOnly else None,
+                fromSlice=index if fromThisSlice else None, correct=fromThisSlice, masks=self._maskPrompts))
+        except Exception as error:  # bad inputs found on the main thread (no volume, empty prompts ...)
+            slicer.util.errorDisplay(_("Could not start segmentation: {message}").format(message=describe(error)))
 
     def onDownload(self):
         """Fetch the selected registry model into the cache, with progress and Cancel."""
@@ -188,36 +190,30 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._timer.start()
 
     def pollJob(self):
-        """Main thread: show progress; when the worker is done, finish the job (write segments...)."""
+        """Main thread: show progress; when the job has ended, finish it (write segments ...)."""
+        # a short GIL-releasing wait: while Slicer sits in its C++ event loop it holds the GIL, and
+        # the worker runs only while this waits (see mrml/worker.py)
+        self._job.wait(0.04)
         done, total, text = self._job.progress
         self.ui.progressBar.setMaximum(max(total, 1))
         self.ui.progressBar.setValue(min(done, max(total, 1)))
         self.ui.statusLabel.text = text
-        if not self._job.future.done():
+        if not self._job.ended:
             return
         self._timer.stop()
         job, self._job = self._job, None
         self.ui.cancelButton.enabled = False
-        with slicer.util.tryWithErrorDisplay(_("{what} failed; the scene was not changed.").format(what=job.what),
-                                             waitCursor=True):
-            self.ui.statusLabel.text = job.finish(job)
+        with slicer.util.tryWithErrorDisplay(_("Could not write the result."), waitCursor=True):
+            outcome = self.logic.finish(job)
+            if job.status is Status.FAILED:
+                slicer.util.errorDisplay(outcome.message)
+            self.ui.statusLabel.text = outcome.message
+            if outcome.segmentation_node is not None and self._parameterNode and not self._parameterNode.segmentation:
+                self._parameterNode.segmentation = outcome.segmentation_node  # next run writes there too
 
     def onCancel(self):
         if self._job is not None:
-            self._job.cancel.set()
-
-
-class SegmentWithSAM2Job:
-    """Work handed to the worker thread: its future, (done, total, text) progress, a cancel flag,
-    and ``finish`` to run on the main thread when it is done."""
-
-    def __init__(self, what, finish):
-        self.what = what
-        self.finish = finish
-        self.progress = (0, 0, "")
-        self.cancel = threading.Event()
-        self.future = None
-        self.context = {}
+            self._job.cancel()
 
 
 class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
@@ -225,19 +221,17 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
 
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
-        self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="SegmentWithSAM2")
-        self._models = {}
-        self._last = None  # (inputs key, result) of the last segmentation, for corrections
-        self._sessionKey = self._volumeSession = None  # used on the worker thread only
+        _useSlicerCache()  # here, on the main thread: it reads the application's settings
+        self.worker = Worker()
 
     def getParameterNode(self):
         return SegmentWithSAM2ParameterNode(super().getParameterNode())
 
     def shutdown(self):
-        self._worker.shutdown(wait=False, cancel_futures=True)
+        self.worker.shutdown()
 
     def modelIds(self):
-        from SegmentWithSAM2Lib.core.registry import load_registry
+        from SegmentWithSAM2Lib.io.model_zoo import load_registry
 
         return list(load_registry())
 
@@ -247,118 +241,61 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
 
         return ensure_dependencies()
 
-    def loadModel(self, model="medsam2-latest", checkpoint="", device="auto"):
-        """The model, loaded once per (id, checkpoint, device) and kept for later runs."""
-        from SegmentWithSAM2Lib.core.model import load_model
-
-        _useSlicerCache()
-        key = (model, checkpoint, device)
-        if key not in self._models:
-            # the registry entry gives the config; a checkpoint path, when given, gives the weights
-            self._models[key] = load_model(model, checkpoint=checkpoint or None, device=device)
-        return self._models[key]
-
     def sliceIndexAt(self, volumeNode, axis, rasPoint):
-        from SegmentWithSAM2Lib.mrml.pipeline import read_inputs, slice_index_at
+        from SegmentWithSAM2Lib.mrml.pipeline import slice_index_at
 
-        return slice_index_at(read_inputs(volumeNode, "none")[0], axis, rasPoint)
+        return slice_index_at(volume_from_node(volumeNode), axis, rasPoint)
+
+    def maskPrompt(self, p, segmentId, sliceIndex):
+        from SegmentWithSAM2Lib.mrml.segments import segment_as_mask_prompt
+
+        return segment_as_mask_prompt(p.segmentation, segmentId, volume_from_node(p.inputVolume), sliceIndex)
 
     def segment(self, volumeNode, segmentationNode, prompts=None, *, positivePoints=None, negativePoints=None,
                 box=None, model="medsam2-latest", checkpoint="", device="auto", window="display", axis="auto",
                 direction="both", range=None, segmentName="SAM2 segment", segmentId=None, overlap="overwrite",
                 autoStop=True, postprocess=True, onProgress=None, shouldCancel=None):
-        """Segment in the calling thread (console and batch use); returns the written segment ids."""
-        from SegmentWithSAM2Lib.mrml.pipeline import prompts_from_nodes, segment_volume_node
+        """Segment and wait (console and batch use); returns the written segment ids.  Raises the
+        error, or Cancelled.  ``onProgress(done, total, text)`` and ``shouldCancel()`` are called here."""
+        from SegmentWithSAM2Lib.mrml.pipeline import prompts_from_nodes
 
         if prompts is None:
             prompts = prompts_from_nodes(segmentName, 1, positive=positivePoints, negative=negativePoints,
                                          rois=[box] if box else [])
-        return segment_volume_node(
-            self.loadModel(model, checkpoint, device), volumeNode, segmentationNode, prompts, window=window,
-            axis=axis, direction=direction, slice_range=range, auto_stop=autoStop, postprocess=postprocess,
-            segment_ids={1: segmentId} if segmentId else None, overlap=overlap,
-            on_progress=onProgress, should_cancel=shouldCancel)
+        request, target = segment_request(
+            volumeNode, segmentationNode, prompts, model_id=model, checkpoint=checkpoint, device=device,
+            window=window, axis=axis, direction=direction, slice_range=range, auto_stop=autoStop,
+            postprocess=postprocess, overlap=overlap, segment_name=segmentName, segment_id=segmentId)
+        return list(self.worker.run(request, target, onProgress, shouldCancel).segment_ids)
 
-    def maskPrompt(self, p, segmentId, sliceIndex):
-        from SegmentWithSAM2Lib.mrml.pipeline import read_inputs
-        from SegmentWithSAM2Lib.mrml.segments import segment_as_mask_prompt
+    def startSegment(self, p, *, direction=None, previewSlice=None, fromSlice=None, correct=False, masks=()):
+        """Main thread: read the parameter node and the scene into a request; the worker runs it."""
+        from SegmentWithSAM2Lib.mrml.pipeline import prompts_from_nodes
 
-        return segment_as_mask_prompt(p.segmentation, segmentId, read_inputs(p.inputVolume, "none")[0], sliceIndex)
-
-    def startSegment(self, p, options, masks=()):
-        """Main thread: read the scene, then hand the model work to the worker thread."""
-        from SegmentWithSAM2Lib.core.volume import Volume
-        from SegmentWithSAM2Lib.mrml.pipeline import prompts_from_nodes, read_inputs, run_engine
-
-        volume, window = read_inputs(p.inputVolume, p.window)
-        volume = Volume(volume.array.copy(), volume.ijk_to_ras, volume.metadata)  # the worker's own copy
         prompts = prompts_from_nodes(p.segmentName, 1, positive=p.positivePoints, negative=p.negativePoints,
                                      rois=[p.box] if p.box else [], masks=masks)
-        job = SegmentWithSAM2Job(_("Segmentation"), self.finishSegment)
-        job.context = {"volumeNode": p.inputVolume, "segmentationNode": p.segmentation, "prompts": prompts,
-                       "overlap": p.overlap}
-        # a correction refines the last result only if it was made on the same inputs
-        key = (p.inputVolume.GetID(), p.inputVolume.GetImageData().GetMTime(), window, p.axis, p.model, p.checkpoint)
-        previous = self._last[1] if options.get("correct") and self._last and self._last[0] == key else None
-
-        def work():
-            model = self.loadModel(p.model, p.checkpoint, p.device)
-            return run_engine(model, volume, prompts, window=window, axis=p.axis, direction=options["direction"],
-                              slice_range=options.get("sliceRange"), auto_stop=p.autoStop,
-                              postprocess=p.postprocess, should_cancel=job.cancel.is_set,
-                              on_progress=lambda done, total, index, direction: setattr(
-                                  job, "progress", (done, total, f"{direction} slice {index}: {done} of {total}")),
-                              previous=previous, preview_slice=options.get("previewSlice"),
-                              from_slice=options.get("fromSlice"),
-                              session=self._session(key, model, volume, window, p.axis))
-
-        job.context["key"] = key
-        job.future = self._worker.submit(work)
-        return job
-
-    def _session(self, key, model, volume, window, axis):
-        """The worker's session for these inputs: its cached slice features make corrections and
-        previews fast.  A new volume, window, axis or model starts a new one; an edited volume
-        changes its node's modified time and starts one too."""
-        from SegmentWithSAM2Lib.core.engine import VolumeSession
-
-        if self._sessionKey != key or self._volumeSession.model is not model:
-            self._sessionKey, self._volumeSession = key, VolumeSession(model, volume, axis=axis, window=window)
-        return self._volumeSession
-
-    def finishSegment(self, job):
-        """Main thread: write the worker's result into the segmentation (raises if it failed or was cancelled)."""
-        from SegmentWithSAM2Lib.mrml.pipeline import write_segments
-
-        result = job.future.result()
-        c = job.context
-        self._last = (c["key"], result)
-        if c["segmentationNode"] is None:
-            c["segmentationNode"] = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
-        ids = write_segments(result, c["volumeNode"], c["segmentationNode"], c["prompts"], overlap=c["overlap"])
-        return _("wrote {count} segment(s)").format(count=len(ids))
+        sliceRange = (p.rangeFirst, p.rangeLast) if p.rangeFirst >= 0 and p.rangeLast >= 0 else None
+        return self.worker.submit(*segment_request(
+            p.inputVolume, p.segmentation, prompts, model_id=p.model, checkpoint=p.checkpoint, device=p.device,
+            window=p.window, axis=p.axis, direction=direction or p.direction, slice_range=sliceRange,
+            auto_stop=p.autoStop, postprocess=p.postprocess, overlap=p.overlap, segment_name=p.segmentName,
+            preview_slice=previewSlice, from_slice=fromSlice, correct=correct))
 
     def startDownload(self, modelId):
         """Download a registry model on the worker thread (resumable, verified; Cancel keeps the part)."""
-        from SegmentWithSAM2Lib.io.model_cache import download_model
+        return self.worker.submit(DownloadRequest(modelId))
 
-        _useSlicerCache()
-        job = SegmentWithSAM2Job(_("Download"), lambda job: _("{path} verified").format(path=job.future.result()))
-
-        def report(p):
-            mb = 1 << 20
-            job.progress = (p.done // mb, (p.total or 0) // mb,
-                            f"{modelId}: {p.done / mb:.0f} / {(p.total or 0) / mb:.0f} MB, {p.bytes_per_second / mb:.1f} MB/s")
-
-        job.future = self._worker.submit(download_model, modelId, on_progress=report, should_cancel=job.cancel.is_set)
-        return job
+    def finish(self, job):
+        """Main thread, once the job has ended: write its result; the Outcome (message, segments)."""
+        return self.worker.finish(job)
 
 
 def _useSlicerCache():
-    """Checkpoints live in Slicer's cache folder unless $SEGMENTWITHSAM2_CACHE says otherwise."""
-    from SegmentWithSAM2Lib.core.registry import CACHE_ENV
+    """Checkpoints live in Slicer's cache folder unless $SEGMENTWITHSAM2_CACHE says otherwise
+    (main thread: slicer.app.cachePath reads the application's settings)."""
+    from SegmentWithSAM2Lib.io.model_zoo import use_cache_dir
 
-    os.environ.setdefault(CACHE_ENV, os.path.join(slicer.app.cachePath, "SegmentWithSAM2"))
+    use_cache_dir(os.path.join(slicer.app.cachePath, "SegmentWithSAM2"))
 
 
 class SegmentWithSAM2Test(ScriptedLoadableModuleTest):
@@ -374,7 +311,7 @@ class SegmentWithSAM2Test(ScriptedLoadableModuleTest):
     def test_SegmentWithSAM2_point_prompt(self):
         import numpy as np
 
-        from SegmentWithSAM2Lib.core.model import load_model
+        from SegmentWithSAM2Lib.io.models import load_model
         from SegmentWithSAM2Lib.mrml.pipeline import prompts_from_nodes, segment_volume_node
         from SegmentWithSAM2Lib.mrml.segments import segment_array
         from SegmentWithSAM2Lib.mrml.volumes import volume_from_node

@@ -65,3 +65,17 @@ def test_cmake_lists_every_python_file_and_resource():
     assert "Resources/Icons/SegmentWithSAM2.png" in cmake and "WITH_GENERIC_TESTS" in cmake
     assert re.search(r"GLOB_RECURSE MODULE_LIB_SCRIPTS .*SegmentWithSAM2Lib/\*\.py", cmake)
     assert "slicer_add_python_unittest" in cmake or "SegmentWithSAM2Test" in cmake
+
+
+def test_the_module_leaves_threads_and_model_work_to_the_worker():
+    """The module file only reads the GUI and the parameter node; the mrml.worker runs the model
+    (the self-test, which builds a random model, aside)."""
+    tree = ast.parse(MODULE.read_text())
+    tree.body = [node for node in tree.body if getattr(node, "name", "") != "SegmentWithSAM2Test"]
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+                for alias in node.names} | {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)} | \
+        {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    assert not imported & {"threading", "concurrent.futures", "run_engine", "VolumeSession", "load_model"}
+    assert not names & {"ThreadPoolExecutor", "Thread", "run_engine", "VolumeSession", "SegmentWithSAM2Job"}
+    assert {"Worker", "segment_request", "describe"} <= imported
