@@ -64,7 +64,3 @@ def _run(args) -> int:
 
 def _print_warning(message, category, *_):
     print(f"warning: {message}", file=sys.stderr)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

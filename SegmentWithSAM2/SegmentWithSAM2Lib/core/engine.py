@@ -25,16 +25,17 @@ import numpy as np
 import torch
 
 from ..errors import Cancelled, SegmentWithSAM2Error
-from ..options import DIRECTIONS, STOP_AFTER, look_up
-from .features import DEFAULT_BUDGET_MB, CachedState, FeatureCache, default_batch, default_host_budget, encode_ahead
+from ..options import STOP_AFTER
+from .features import DEFAULT_BUDGET_MB, CachedState, FeatureCache, default_batch, default_host_budget
 from .frames import FrameSequence
 from .geometry import plan_slices
 from .inplane import InPlaneMap
 from .intensity import Window, resolve_window
 from .model import LoadedModel
-from .postprocess import PostProcess, merge_objects
+from .passes import Group, Run, by_prompted_slices, passes_for
+from .postprocess import PostProcess
 from .prompts import ObjectInputs, place_prompts
-from .tracking import condition, low_res_logits, new_state, track
+from .tracking import condition, new_state
 from .volume import Volume
 
 
@@ -98,15 +99,15 @@ class VolumeSession:
         anchors = sorted({s for obj in objects for s in obj.slices})
         if anchors[0] < first or anchors[-1] > last:
             raise SegmentWithSAM2Error(f"prompted slices {anchors} lie outside the range {first}:{last}")
-        groups = [_Group(members, _passes(options.direction, sorted(slices), first, last))
-                  for slices, members in _by_prompted_slices(objects).items()]
+        groups = [Group(members, passes_for(options.direction, sorted(slices), first, last))
+                  for slices, members in by_prompted_slices(objects).items()]
         labelmap = self._start_labelmap(objects, previous if options.slice_range is not None else None, first, last)
-        run = _Run(self, groups, options, labelmap, on_progress, should_cancel, earlier)
+        run = Run(self, groups, options, labelmap, on_progress, should_cancel, earlier)
         if previous is not None and options.slice_range is not None:
             run.low_res.update({key: value for key, value in previous.low_res.items() if not first <= key[1] <= last})
         started = time.perf_counter()
         try:
-            run.all_passes()
+            run.allpasses_for()
         except Cancelled:
             if not keep_partial:
                 raise
@@ -133,14 +134,14 @@ class VolumeSession:
         objects = _on_slice(placed, index)
         earlier = _corrected_slices(objects, previous)
         labelmap = self._start_labelmap(objects, None, index, index)
-        group = _Group(objects, [("preview", index, index)])
-        run = _Run(self, [group], options, labelmap, None, None, earlier)
+        group = Group(objects, [("preview", index, index)])
+        run = Run(self, [group], options, labelmap, None, None, earlier)
         started = time.perf_counter()
         with torch.inference_mode(), self.model.autocast():
             state = CachedState(new_state(self.frames, self.model.image_size, self.model.device), self.features)
             object_ids, masks = condition(self.model.predictor, state, objects, earlier)
             order = [object_ids.index(label) for label in group.labels]
-            run._write(group, index, masks[order, 0].float())
+            run.write(group, index, masks[order, 0].float())
         run.processed["preview"] = 1
         return self._result(labelmap, objects, run, started, options)
 
@@ -203,116 +204,3 @@ def _corrected_slices(objects, previous) -> dict:
     return {(o.label, index): previous.low_res[(o.label, index)]
             for o in objects for index, inputs in o.slices.items()
             if (o.label, index) in previous.low_res and not inputs.same_as(before.get(o.label, {}).get(index))}
-
-
-def _passes(direction: str, anchors, first: int, last: int) -> list[tuple[str, int, int]]:
-    look_up(direction, DIRECTIONS, "direction")
-    forward, backward = ("forward", anchors[0], last), ("backward", anchors[-1], first)
-    return {"both": [forward, backward], "forward": [forward], "backward": [backward]}[direction]
-
-
-def _by_prompted_slices(objects) -> dict:
-    """Objects grouped by the set of slices they are prompted on (each group: one sam2 state)."""
-    groups = {}
-    for o in objects:
-        groups.setdefault(tuple(sorted(o.slices)), []).append(o)
-    return groups
-
-
-@dataclass
-class _Group:
-    """Objects tracked together in one sam2 state, and the passes that track them."""
-    objects: list
-    passes: list
-
-    def __post_init__(self):
-        self.labels = [o.label for o in self.objects]
-        self.anchors = sorted({k for o in self.objects for k in o.slices})
-
-    def owns(self, name, index) -> bool:
-        if len(self.passes) < 2 or not self.anchors[0] <= index <= self.anchors[-1]:
-            return True  # each pass alone covers the slices outside the prompted span
-        previous = max(a for a in self.anchors if a <= index)
-        following = min(a for a in self.anchors if a >= index)
-        forward_nearer = index - previous <= following - index
-        return forward_nearer == (name == "forward")
-
-
-class _Run:
-    """The state of one propagate() call: passes, ownership of slices, progress, auto-stop."""
-
-    def __init__(self, session, groups, options, labelmap, on_progress, should_cancel, earlier):
-        self.session, self.groups = session, groups
-        self.earlier, self.low_res = earlier, {}
-        self.options, self.on_progress, self.should_cancel = options, on_progress, should_cancel
-        self.label_view = session.plan.view_of(labelmap)
-        self.pixel_area = float(np.prod(session.plan.pixel_spacing))
-        self.total = sum(abs(stop - start) + 1 for g in groups for _, start, stop in g.passes)
-        self.processed = {name: 0 for g in groups for name, _, _ in g.passes}
-
-    def all_passes(self):
-        model = self.session.model
-        with torch.inference_mode(), model.autocast():
-            for group in self.groups:
-                for name, start, stop in group.passes:
-                    self.one_pass(group, name, start, stop)
-
-    def one_pass(self, group, name, start, stop):
-        session = self.session
-        predictor = session.model.predictor
-        state = CachedState(new_state(session.frames, session.model.image_size, session.model.device),
-                            session.features)
-        condition(predictor, state, group.objects, self.earlier)
-        absent = 0
-        step = 1 if stop >= start else -1
-        for index, logits, present in track(predictor, state, start, stop):
-            self._check_cancel()
-            self.processed[name] += 1
-            if group.owns(name, index):
-                self._write(group, index, logits)
-                self._keep_low_res(state, group, index)
-            self._report(index, name)
-            beyond = index > group.anchors[-1] if name == "forward" else index < group.anchors[0]
-            absent = absent + 1 if beyond and not present.any() else 0
-            if self.options.auto_stop and absent >= self.options.stop_after:
-                break
-            self._encode_ahead(index + step, stop, step)  # before sam2 asks for that slice
-
-    def _encode_ahead(self, index, stop, step):
-        session, batch = self.session, self.session.encode_batch
-        if batch <= 0 or (index - stop) * step > 0 or index in session.features:
-            return
-        upcoming = range(index, index + step * min(batch, abs(stop - index) + 1), step)
-        encode_ahead(session.model.predictor, session.frames, session.features, upcoming, session.model.device)
-
-    def _write(self, group, index, logits):
-        on_slice = self.session.inplane.frame_to_image(logits).cpu().numpy()
-        merged = merge_objects(on_slice, group.labels, self.pixel_area, self.options.postprocess)
-        current = self.label_view[index]
-        if len(self.groups) > 1:
-            merged = self._contested(group, index, merged, current)
-        # labels of objects outside this group (earlier groups, an earlier result) stay where nothing new is
-        self.label_view[index] = np.where((merged == 0) & (current != 0), current, merged)
-
-    def _contested(self, group, index, merged, current):
-        """Drop new labels where another group of this run holds the voxel by a prompt nearer
-        this slice, or as near and written first."""
-        distance = {label: min(abs(index - a) for a in g.anchors) for g in self.groups for label in g.labels}
-        held = np.full(max(max(distance), int(current.max())) + 1, np.iinfo(np.int64).max)
-        held[list(distance)] = list(distance.values())  # labels of an earlier result: never held here
-        others = (current != 0) & ~np.isin(current, group.labels)
-        loses = (merged != 0) & others & (held[current] <= distance[group.labels[0]])
-        return np.where(loses, 0, merged)
-
-    def _keep_low_res(self, state, group, index):
-        for label, logits in zip(group.labels, low_res_logits(state, index)):
-            if logits is not None:
-                self.low_res[(label, index)] = logits
-
-    def _check_cancel(self):
-        if self.should_cancel is not None and self.should_cancel():
-            raise Cancelled("propagation cancelled")
-
-    def _report(self, index, name):
-        if self.on_progress is not None:
-            self.on_progress(sum(self.processed.values()), self.total, index, name)

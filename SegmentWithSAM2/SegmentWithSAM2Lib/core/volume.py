@@ -60,6 +60,11 @@ class Volume:
         return apply_affine(self.ijk_to_ras, points_ijk)
 
 
+def same_grid(a: Volume, b: Volume, atol: float = 1e-4) -> bool:
+    """Whether two volumes share one voxel grid (shape and IJK->RAS within ``atol`` mm)."""
+    return a.array.shape == b.array.shape and bool(np.allclose(a.ijk_to_ras, b.ijk_to_ras, atol=atol))
+
+
 def apply_affine(matrix, points) -> np.ndarray:
     points = np.atleast_2d(np.asarray(points, dtype=float))
     return points @ matrix[:3, :3].T + matrix[:3, 3]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 
-from ..core.volume import Volume
+from ..core.volume import Volume, same_grid
 from ..errors import SegmentWithSAM2Error
 
 
@@ -44,6 +43,6 @@ def _load_mask(item, folder: Path, volume: Volume) -> dict:
     if isinstance(label, bool) or not isinstance(label, int):
         raise SegmentWithSAM2Error(f"mask file {item['file']}: 'label' must be an integer, got {label!r}")
     labelmap = read_volume(folder / item["file"])
-    if labelmap.array.shape != volume.array.shape or not np.allclose(labelmap.ijk_to_ras, volume.ijk_to_ras, atol=1e-4):
+    if not same_grid(labelmap, volume):
         raise SegmentWithSAM2Error(f"mask file {item['file']} is not on the image's voxel grid; resample it first")
     return {"mask": labelmap.array == label, "slice": item["slice"]}

@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 
 from ..core.volume import Volume
-from ..errors import NEUTRAL_REMEDIES, Cancelled, SegmentWithSAM2Error
+from ..errors import Cancelled, SegmentWithSAM2Error
 from ..options import DEFAULT_MODEL
 
 # action -> the remedy in the module's words (its widgets and buttons); one per NEUTRAL_REMEDIES key

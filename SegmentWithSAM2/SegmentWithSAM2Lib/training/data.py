@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.volume import same_grid
 from ..errors import SegmentWithSAM2Error
 from ..synthetic import synthetic_volume
 
@@ -29,7 +30,7 @@ def read_pairs(source, keep_labels=None) -> list[tuple]:
     pairs = []
     for image_path, label_path in _pair_paths(Path(source)):
         volume, labels = read_volume(image_path), read_volume(label_path)
-        if labels.array.shape != volume.array.shape or not np.allclose(labels.ijk_to_ras, volume.ijk_to_ras, atol=1e-4):
+        if not same_grid(labels, volume):
             raise SegmentWithSAM2Error(f"labelmap {label_path} is not on the grid of {image_path}; resample it first")
         array = np.asarray(labels.array).astype(np.uint16)
         if keep_labels is not None:
