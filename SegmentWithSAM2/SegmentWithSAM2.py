@@ -17,9 +17,10 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-from SegmentWithSAM2Lib.mrml.volumes import volume_from_node
 from SegmentWithSAM2Lib.mrml.jobs import DownloadRequest, SegmentRequest, Status, describe, segment_request
+from SegmentWithSAM2Lib.mrml.volumes import volume_from_node
 from SegmentWithSAM2Lib.mrml.worker import Worker
+from SegmentWithSAM2Lib.options import AXES, DEFAULT_MODEL, DEVICES, DIRECTIONS, OVERLAPS
 
 
 class SegmentWithSAM2(ScriptedLoadableModule):
@@ -45,17 +46,17 @@ class SegmentWithSAM2ParameterNode:
     negativePoints: slicer.vtkMRMLMarkupsFiducialNode
     box: slicer.vtkMRMLMarkupsROINode
     segmentName: str = "SAM2 segment"
-    model: str = "medsam2-latest"
+    model: str = DEFAULT_MODEL
     checkpoint: str = ""
-    device: Annotated[str, Choice(["auto", "cpu", "cuda", "mps"])] = "auto"
+    device: Annotated[str, Choice(list(DEVICES))] = "auto"
     window: str = "display"
-    axis: Annotated[str, Choice(["auto", "axial", "coronal", "sagittal", "i", "j", "k"])] = "auto"
-    direction: Annotated[str, Choice(["both", "forward", "backward"])] = "both"
+    axis: Annotated[str, Choice(list(AXES))] = "auto"
+    direction: Annotated[str, Choice(list(DIRECTIONS))] = "both"
     rangeFirst: int = -1
     rangeLast: int = -1
     autoStop: bool = True
     postprocess: bool = True
-    overlap: Annotated[str, Choice(["overwrite", "keep_others"])] = "overwrite"
+    overlap: Annotated[str, Choice(list(OVERLAPS))] = "overwrite"
 
 
 class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -252,7 +253,7 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
         return segment_as_mask_prompt(p.segmentation, segmentId, volume_from_node(p.inputVolume), sliceIndex)
 
     def segment(self, volumeNode, segmentationNode, prompts=None, *, positivePoints=None, negativePoints=None,
-                box=None, model="medsam2-latest", checkpoint="", device="auto", window="display", axis="auto",
+                box=None, model=DEFAULT_MODEL, checkpoint="", device="auto", window="display", axis="auto",
                 direction="both", range=None, segmentName="SAM2 segment", segmentId=None, overlap="overwrite",
                 autoStop=True, postprocess=True, onProgress=None, shouldCancel=None):
         """Segment and wait (console and batch use); returns the written segment ids.  Raises the

@@ -107,7 +107,7 @@ class VolumeSession:
             run.low_res.update({key: value for key, value in previous.low_res.items() if not first <= key[1] <= last})
         started = time.perf_counter()
         try:
-            run.allpasses_for()
+            run.all_passes()
         except Cancelled:
             if not keep_partial:
                 raise
