@@ -2,9 +2,10 @@
 one persistent thread, plain-value requests, progress, cancel, Slicer-phrased errors, finishing."""
 
 import dataclasses
+import hashlib
+import json
 import threading
 import time
-import types
 
 import numpy as np
 import pytest
@@ -12,13 +13,15 @@ import slicer
 import vtk
 
 from SegmentWithSAM2Lib.errors import NEUTRAL_REMEDIES, Cancelled, Remedy, SegmentWithSAM2Error
+from SegmentWithSAM2Lib.io.model_zoo import CACHE_ENV, ZOO_ENV
 from SegmentWithSAM2Lib.io.models import load_model
-from SegmentWithSAM2Lib.mrml.segments import segment_array, write_segment
-from SegmentWithSAM2Lib.mrml.volumes import volume_from_node
 from SegmentWithSAM2Lib.mrml.jobs import (SLICER_REMEDIES, DownloadRequest, SegmentRequest, Status, describe,
                                           segment_request)
+from SegmentWithSAM2Lib.mrml.segments import segment_array, write_segment
+from SegmentWithSAM2Lib.mrml.volumes import volume_from_node
 from SegmentWithSAM2Lib.mrml.worker import Worker
 
+from http_server import CheckpointServer
 from scene_helpers import add_volume
 
 SHAPE = (16, 48, 48)  # k, j, i
@@ -175,23 +178,27 @@ def test_describe_unforeseen_errors_in_one_line():
         "RuntimeError: CUDA out of memory. Tried to allocate"
 
 
-def test_a_cancelled_download_is_cancelled_not_failed(worker):
-    started = threading.Event()
-
-    def download(model_id, on_progress=None, should_cancel=None):
-        on_progress(types.SimpleNamespace(done=3 << 20, total=10 << 20, bytes_per_second=1 << 20))
-        started.set()
-        while not should_cancel():
-            time.sleep(0.001)
-        raise Cancelled(f"download of {model_id} cancelled; 0 bytes kept to resume later")
-
-    worker._download = download
-    job = worker.submit(DownloadRequest("medsam2-latest"))
-    assert started.wait(10)
-    job.cancel()
-    assert ended(job).status is Status.CANCELLED and "Download resumes" in job.message
-    assert job.progress == (3, 10, "medsam2-latest: 3 / 10 MB, 1.0 MB/s") and job.error is None
-
+def test_a_cancelled_download_is_cancelled_not_failed(worker, tmp_path, monkeypatch):
+    """A real download from a local server that trickles 1 MiB every 0.1 s, cancelled half way."""
+    body = bytes(range(256)) * (8 * 4096)  # 8 MiB
+    with CheckpointServer({"model.pt": body}) as server:
+        zoo = tmp_path / "zoo"
+        zoo.mkdir()
+        entry = {"id": "slow", "family": "sam2.1", "name": "slow", "config": "medsam2_512.yaml", "image_size": 512,
+                 "urls": [f"{server.url}/trickle/model.pt"], "sha256": hashlib.sha256(body).hexdigest()}
+        (zoo / "models.json").write_text(json.dumps({"format_version": 1, "models": [entry]}))
+        monkeypatch.setenv(ZOO_ENV, str(zoo))
+        monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+        job = worker.submit(DownloadRequest("slow"))
+        deadline = time.monotonic() + 30
+        while job.progress[0] < 2 and time.monotonic() < deadline:
+            job.wait(0.02)
+        job.cancel()
+        assert ended(job).status is Status.CANCELLED and "Download resumes" in job.message and job.error is None
+    part = tmp_path / "cache" / "model.pt.part"
+    assert 2 << 20 <= part.stat().st_size < len(body)  # kept, to resume from
+    assert not (tmp_path / "cache" / "model.pt").exists()
+    assert job.progress[1] == 8 and job.progress[2].startswith("slow: ")
 
 def test_shutdown_is_idempotent_ends_the_thread_and_cancels_queued_jobs(scene, loader):
     _, volume_node, segmentation = scene

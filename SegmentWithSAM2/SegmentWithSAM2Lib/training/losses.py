@@ -17,7 +17,7 @@ def focal(logits, target, alpha=0.25, gamma=2.0):
     return loss.flatten(-2).mean(-1)
 
 
-def dice(logits, target, eps=1.0):
+def dice_loss(logits, target, eps=1.0):
     p = logits.sigmoid().flatten(-2)
     t = target.flatten(-2)
     return 1 - (2 * (p * t).sum(-1) + eps) / (p.sum(-1) + t.sum(-1) + eps)
@@ -27,7 +27,7 @@ def frame_loss(multimask_logits, ious, object_score, target) -> torch.Tensor:
     """``multimask_logits``: (1, M, S, S) at full resolution; ``target``: (S, S) float."""
     target = target.expand_as(multimask_logits)
     present = target.flatten(-3).amax(-1) > 0
-    mask_losses = FOCAL_WEIGHT * focal(multimask_logits, target) + DICE_WEIGHT * dice(multimask_logits, target)
+    mask_losses = FOCAL_WEIGHT * focal(multimask_logits, target) + DICE_WEIGHT * dice_loss(multimask_logits, target)
     best = mask_losses.argmin(-1, keepdim=True)
     with torch.no_grad():
         predicted = (multimask_logits > 0).float()

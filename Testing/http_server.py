@@ -1,11 +1,14 @@
 """A real HTTP server on 127.0.0.1 for the download tests: Range requests, a connection dropped
-half way, a 404, and a server too slow to answer."""
+half way, a 404, a server too slow to answer, and one that trickles its answer (a chunk every
+0.1 s, for cancelling mid-download)."""
 
 from __future__ import annotations
 
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+TRICKLE_CHUNK = 1 << 20
 
 
 class CheckpointServer:
@@ -39,6 +42,12 @@ class CheckpointServer:
                     self.wfile.write(body[start:len(body) // 2])
                     self.wfile.flush()
                     self.close_connection = True
+                    return
+                if self.path.startswith("/trickle/"):
+                    for offset in range(start, len(body), TRICKLE_CHUNK):
+                        self.wfile.write(body[offset:offset + TRICKLE_CHUNK])
+                        self.wfile.flush()
+                        time.sleep(0.1)
                     return
                 self.wfile.write(body[start:])
 
