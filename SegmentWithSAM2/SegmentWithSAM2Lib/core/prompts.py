@@ -116,8 +116,8 @@ class _Placer:
         """A position in the prompt space -> (slice, row, col), checked to lie in the volume."""
         try:
             pos = np.asarray(position, dtype=float).reshape(3)
-        except (TypeError, ValueError):
-            raise SegmentWithSAM2Error(f"{what}: a position must be three numbers, got {position!r}") from None
+        except (TypeError, ValueError) as error:
+            raise SegmentWithSAM2Error(f"{what}: a position must be three numbers, got {position!r}") from error
         ijk = apply_affine(self.to_ijk, pos)[0]
         size = np.asarray(self.volume.shape_ijk)
         if np.any(ijk < -0.5) or np.any(ijk > size - 0.5) or not np.all(np.isfinite(ijk)):

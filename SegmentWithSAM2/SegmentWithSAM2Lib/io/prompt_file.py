@@ -18,9 +18,9 @@ def read_prompt_file(path, volume: Volume) -> dict:
         prompts = json.loads(path.read_text(encoding="utf-8-sig"))  # Windows editors may add a BOM
     except json.JSONDecodeError as error:
         raise SegmentWithSAM2Error(
-            f"prompt file {path} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})") from None
-    except UnicodeDecodeError:
-        raise SegmentWithSAM2Error(f"prompt file {path} is not UTF-8 text") from None
+            f"prompt file {path} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})") from error
+    except UnicodeDecodeError as error:
+        raise SegmentWithSAM2Error(f"prompt file {path} is not UTF-8 text") from error
     if not isinstance(prompts, dict):
         raise SegmentWithSAM2Error(f"prompt file {path} must hold a JSON object with 'space' and 'objects'")
     if not isinstance(prompts.get("objects", []), list):

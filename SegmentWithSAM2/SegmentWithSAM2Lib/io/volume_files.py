@@ -58,7 +58,7 @@ def _read_file(path: Path) -> sitk.Image:
         return sitk.ReadImage(str(path))
     except RuntimeError as error:
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown format"
-        raise SegmentWithSAM2Error(f"cannot read {path} as an image (NIfTI, NRRD, MetaImage or DICOM): {reason}") from None
+        raise SegmentWithSAM2Error(f"cannot read {path} as an image (NIfTI, NRRD, MetaImage or DICOM): {reason}") from error
 
 
 def _read_dicom_series(folder: Path):
@@ -76,7 +76,7 @@ def _read_dicom_series(folder: Path):
     try:
         image = reader.Execute()
     except RuntimeError as error:
-        raise SegmentWithSAM2Error(f"cannot read the DICOM series in {folder}: {str(error).strip()}") from None
+        raise SegmentWithSAM2Error(f"cannot read the DICOM series in {folder}: {str(error).strip()}") from error
     return image, _dicom_metadata(reader)
 
 

@@ -78,8 +78,8 @@ def parse_labels(text: str | None):
         try:
             low, _, high = part.strip().partition("-")
             values.update(range(int(low), int(high or low) + 1))
-        except ValueError:
-            raise SegmentWithSAM2Error(f"label values: expected values and ranges like 37,38,71-78, got {text!r}") from None
+        except ValueError as error:
+            raise SegmentWithSAM2Error(f"label values: expected values and ranges like 37,38,71-78, got {text!r}") from error
     return values
 
 
