@@ -2,9 +2,9 @@
 
     from SegmentWithSAM2Lib import load_model, segment, write_result
     model = load_model("medsam2-latest", checkpoint="MedSAM2_latest.pt")
-    for path in paths:
+    for path in paths:  # pathlib.Path objects
         result = segment(model, path, prompts, window="soft-tissue")
-        write_result(result, path.replace(".nii.gz", "_seg.nii.gz"))
+        write_result(result, out_dir / (path.name.split(".")[0] + "_seg.nii.gz"))
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from .core.prompts import check_prompts as _check_prompts
 from .core.volume import Volume
 from .errors import SegmentWithSAM2Error
 from .io.models import load_model as _load_model
-from .io.volume_files import read_volume, volume_from_image, write_labelmap
+from .io.labelmaps import write_labelmap
+from .io.volume_files import read_volume, volume_from_image
 from .options import STOP_AFTER
 
 __all__ = ["load_model", "segment", "check_prompts", "read_volume", "write_result", "to_volume", "PostProcess"]
@@ -68,6 +69,13 @@ def check_prompts(image, prompts, *, axis="auto") -> None:
     _check_prompts(to_volume(image), prompts, axis)
 
 
-def write_result(result: SegmentationResult, path) -> None:
+def write_result(result: SegmentationResult, path, *, overwrite: bool = False) -> None:
+    """Write ``result`` on its volume's grid, complete or not at all.  The volume's own file is
+    never overwritten (by path, symlink or hard link); another existing file only with ``overwrite=True``."""
+    from pathlib import Path
+
+    if Path(path).exists() and not overwrite:
+        raise SegmentWithSAM2Error(f"output {path} already exists; give another name, or overwrite=True to replace it")
     tags = dict(result.settings, version=__version__)
-    write_labelmap(result.labelmap, result.volume, path, result.objects, tags)
+    write_labelmap(result.labelmap, result.volume, path, result.objects, tags,
+                   inputs=[result.volume.metadata.get("source")])

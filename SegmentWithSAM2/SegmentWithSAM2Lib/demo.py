@@ -25,7 +25,7 @@ class DemoResult:
 def run_demo(output_dir, model, on_progress=None) -> DemoResult:
     """Write the sample and its prompts into ``output_dir``, segment it with ``model``, score it."""
     from . import api
-    from .io.volume_files import write_labelmap
+    from .io.labelmaps import write_labelmap
     from .synthetic import demo_ct
 
     out = Path(output_dir)
@@ -35,7 +35,7 @@ def run_demo(output_dir, model, on_progress=None) -> DemoResult:
     write_labelmap(volume.array, volume, out / "sample_ct.nrrd")
     (out / "prompts.json").write_text(json.dumps(prompts, indent=2))
     result = api.segment(model, volume, prompts, window="soft-tissue", on_progress=on_progress)
-    api.write_result(result, out / "sample_ct_seg.nii.gz")
+    api.write_result(result, out / "sample_ct_seg.nii.gz", overwrite=True)  # the demo's own folder
     save_overlay(volume, result.labelmap, truth, out / "overlay.png")
     return DemoResult(out / "sample_ct_seg.nii.gz", out / "overlay.png", dice(result.labelmap == 1, truth),
                       result.seconds, result.slices_processed)

@@ -176,7 +176,7 @@ BAD = {
         {"file": "ct.nii.gz", "slice": 1, "label": "liver"}])}, ["'label' must be an integer", "'liver'"]),
     "no output folder": (lambda f: {"output": f / "missing" / "seg.nii.gz"}, ["missing does not exist"]),
     "detached header": (lambda f: {"output": f / "seg.mhd"}, ["seg.mhd must end with one of", ".mha"]),
-    "output is input": (lambda f: {"output": f / "ct.nii.gz"}, ["is the input image"]),
+    "output is input": (lambda f: {"output": f / "ct.nii.gz"}, ["is the input"]),
 }
 
 

@@ -13,7 +13,8 @@ from SegmentWithSAM2Lib.core.prompts import ObjectInputs
 from SegmentWithSAM2Lib.core.volume import Volume
 from SegmentWithSAM2Lib.errors import SegmentWithSAM2Error
 from SegmentWithSAM2Lib.io import volume_files as images
-from SegmentWithSAM2Lib.io.volume_files import check_output_path, read_volume, write_labelmap
+from SegmentWithSAM2Lib.io.labelmaps import check_output_path, write_labelmap
+from SegmentWithSAM2Lib.io.volume_files import read_volume
 
 from dicom_series import oblique_ct, write_ct_series
 from support import oblique_lps_matrix

@@ -84,7 +84,7 @@ def test_pairs_from_a_list_file_and_a_folder(tmp_path):
     import SimpleITK as sitk
 
     from SegmentWithSAM2Lib.errors import SegmentWithSAM2Error
-    from SegmentWithSAM2Lib.io.volume_files import image_on_grid
+    from SegmentWithSAM2Lib.io.labelmaps import image_on_grid
     from SegmentWithSAM2Lib.training.data import read_pairs
 
     volume, labels = synthetic_volume(np.random.default_rng(2), (8, 24, 24), objects=1)
@@ -106,7 +106,7 @@ def test_only_the_chosen_labels_are_kept(tmp_path):
     import SimpleITK as sitk
 
     from SegmentWithSAM2Lib.errors import SegmentWithSAM2Error
-    from SegmentWithSAM2Lib.io.volume_files import image_on_grid
+    from SegmentWithSAM2Lib.io.labelmaps import image_on_grid
     from SegmentWithSAM2Lib.training.data import parse_labels, read_pairs
 
     assert parse_labels("37,38,71-74") == {37, 38, 71, 72, 73, 74} and parse_labels(None) is None
@@ -258,7 +258,7 @@ def test_a_leak_correction_feeds_the_leaking_mask_with_negative_clicks_on_the_ne
 def test_validation_on_held_out_files_scores_every_structure(tmp_path, capsys):
     import SimpleITK as sitk
 
-    from SegmentWithSAM2Lib.io.volume_files import image_on_grid
+    from SegmentWithSAM2Lib.io.labelmaps import image_on_grid
     from SegmentWithSAM2Lib.training.data import read_pairs
     from SegmentWithSAM2Lib.training.evaluation import box_dice
 

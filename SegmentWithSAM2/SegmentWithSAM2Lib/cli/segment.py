@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from ..errors import SegmentWithSAM2Error
 from ..options import AXES, DIRECTIONS, STOP_AFTER
 from .model_args import add_model_arguments, choice, model_from_args
 from .progress import ProgressBar
@@ -40,13 +38,12 @@ def slice_range(text: str):
 def run(args) -> int:
     from .. import api
     from ..core.postprocess import PostProcess
+    from ..io.labelmaps import check_output_path
     from ..io.prompt_file import read_prompt_file
-    from ..io.volume_files import check_output_path
 
-    output = check_output_path(args.output)
-    if output.resolve() == Path(args.image).resolve():
-        raise SegmentWithSAM2Error(f"output {output} is the input image; give another file name")
+    output = check_output_path(args.output, inputs=[args.image, args.prompts])
     volume = api.read_volume(args.image)
+    check_output_path(output, volume, inputs=[args.image, args.prompts])  # free space, format
     prompts = read_prompt_file(args.prompts, volume)
     api.check_prompts(volume, prompts, axis=args.axis)
     model = model_from_args(args)
@@ -56,6 +53,6 @@ def run(args) -> int:
         result = api.segment(model, volume, prompts, axis=args.axis, window=args.window, direction=args.direction,
                              slice_range=args.slice_range, auto_stop=args.auto_stop, stop_after=args.stop_after,
                              postprocess=PostProcess() if args.postprocess else None, on_progress=bar.slices)
-    api.write_result(result, output)
+    api.write_result(result, output, overwrite=True)  # the command line replaces an earlier result
     print(f"wrote {output} ({result.seconds:.1f} s, slices {result.slices_processed})", file=sys.stderr)
     return 0

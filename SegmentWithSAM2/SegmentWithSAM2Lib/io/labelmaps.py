@@ -1,0 +1,194 @@
+"""Labelmaps written on the input's exact grid (``.nii.gz``, ``.nii``, ``.nrrd``, ``.mha``) and
+segmentations (``.seg.nrrd``), complete or absent.
+
+Everything that can be known before a run is checked first (``check_output_path``): the format,
+the folder, write permission, free space, that the format can hold the input's geometry, and that
+the output is not one of the inputs.  A write goes to a hidden file beside the target, which is
+read back and compared with what was meant (SimpleITK's writers do not raise on a full disk: they
+leave a short or empty file) before it is renamed over the target; on any failure, Ctrl-C or
+SIGTERM the hidden file is removed and the target is left as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..core.volume import Volume
+from ..errors import SegmentWithSAM2Error
+
+# Single-file formats only: a detached header (.mhd, .nhdr) would point at a data file with the
+# temporary name, left behind beside the result.
+LABELMAP_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha")
+_NIFTI = (".nii.gz", ".nii")
+_HEADROOM = 1 << 20  # bytes beyond the voxels: headers, and the file system's own blocks
+
+
+def suffix_of(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in LABELMAP_SUFFIXES:
+        if name.endswith(suffix):
+            return suffix
+    raise SegmentWithSAM2Error(f"output {path} must end with one of {', '.join(LABELMAP_SUFFIXES)}")
+
+
+def check_output_path(path, volume: Volume | None = None, inputs=()) -> Path:
+    """Refuse an output that could not, or must not, be written, before any work is done:
+    ``inputs`` are paths the output may not be (by name, symlink or hard link)."""
+    path = Path(path)
+    suffix = suffix_of(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise SegmentWithSAM2Error(f"output folder {folder} does not exist; create it first")
+    if path.is_dir():
+        raise SegmentWithSAM2Error(f"output {path} is a folder; give a file name")
+    for source in inputs:
+        if source is not None and same_file(path, source):
+            raise SegmentWithSAM2Error(f"output {path} is the input {source}; give another file name "
+                                       "(inputs are never overwritten)")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise SegmentWithSAM2Error(f"cannot write {path}: {'the file' if path.exists() else 'its folder'} "
+                                   "is read-only; choose another output")
+    if volume is not None:
+        _check_room(path, folder, volume)
+        _check_format_holds(path, suffix, volume)
+    return path
+
+
+def same_file(a, b) -> bool:
+    """Whether two paths name one file: the same path, a symlink to it, or a hard link."""
+    a, b = Path(a), Path(b)
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def _check_room(path: Path, folder: Path, volume: Volume) -> None:
+    need = int(np.prod(volume.array.shape)) * 2 + _HEADROOM  # uint16 voxels, uncompressed: an upper bound
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise SegmentWithSAM2Error(f"not enough free space for {path}: about {need / 2**20:.0f} MB needed, "
+                                   f"{free / 2**20:.0f} MB free in {folder}; free some space or choose another folder")
+
+
+def _check_format_holds(path: Path, suffix: str, volume: Volume) -> None:
+    """NIfTI stores only rotations: a sheared or skewed grid would come back as another grid."""
+    directions = volume.directions
+    if suffix in _NIFTI and not np.allclose(directions.T @ directions, np.eye(3), atol=1e-4):
+        raise SegmentWithSAM2Error(f"{path.name}: NIfTI cannot hold this volume's non-orthogonal (sheared) "
+                                   "voxel axes, so the result would not lie on the input's grid; write .nrrd or .seg.nrrd")
+
+
+def write_labelmap(labelmap: np.ndarray, volume: Volume, path, objects=(), tags=None, inputs=()) -> Path:
+    """Write on the volume's exact grid; the file appears complete or not at all (see the module)."""
+    path = check_output_path(path, volume, inputs)
+    suffix = suffix_of(path)
+    temporary = None
+    try:
+        temporary = _new_file_beside(path, suffix)
+        if suffix == ".seg.nrrd":
+            expected = _write_segmentation(labelmap, volume, temporary, objects, tags or {})
+            _check_segmentation(temporary, expected, path)
+        else:
+            image = image_on_grid(labelmap, volume)
+            sitk.WriteImage(image, temporary, useCompression=True)
+            _check_image(temporary, image, labelmap, path)
+        os.replace(temporary, path)
+    except OSError as error:
+        raise SegmentWithSAM2Error(f"could not write {path}: {error.strerror or error}; nothing was written") from error
+    finally:
+        if temporary is not None and os.path.exists(temporary):
+            os.remove(temporary)
+    return path
+
+
+def _check_image(temporary: str, image: sitk.Image, labelmap: np.ndarray, path: Path) -> None:
+    """The written file read back: the same voxels on the same grid, or the write failed."""
+    try:
+        back = sitk.ReadImage(temporary)
+        same = np.array_equal(sitk.GetArrayFromImage(back), labelmap) and _same_geometry(back, image)
+    except RuntimeError:
+        same = False
+    if not same:
+        raise SegmentWithSAM2Error(f"could not write {path}: the file came out {os.path.getsize(temporary)} bytes "
+                                   "and does not read back as written (a full disk?); nothing was written")
+
+
+def _same_geometry(a: sitk.Image, b: sitk.Image) -> bool:
+    # NIfTI keeps the geometry in float32: allow its rounding, nothing more
+    return all(np.allclose(x, y, rtol=1e-6, atol=1e-4) for x, y in
+               ((a.GetOrigin(), b.GetOrigin()), (a.GetSpacing(), b.GetSpacing()), (a.GetDirection(), b.GetDirection())))
+
+
+def _check_segmentation(temporary: str, expected: dict, path: Path) -> None:
+    import slicerio
+
+    try:
+        back = slicerio.read_segmentation(temporary)
+        same = [s["name"] for s in back["segments"]] == [s["name"] for s in expected["segments"]] \
+            and np.array_equal(back["voxels"], expected["voxels"])
+    except Exception:  # noqa: BLE001  (any unreadable file is a failed write)
+        same = False
+    if not same:
+        raise SegmentWithSAM2Error(f"could not write {path}: the file does not read back as written (a full disk?); "
+                                   "nothing was written")
+
+
+def _new_file_beside(path: Path, suffix: str) -> str:
+    """An empty hidden file next to ``path``, created with the usual permissions (0666 less the umask;
+    ``tempfile.mkstemp`` would make it, and so the result, readable by its owner only)."""
+    while True:
+        candidate = path.parent / f".{path.name}.{secrets.token_hex(4)}{suffix}"
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return str(candidate)
+        except FileExistsError:
+            continue
+
+
+def image_on_grid(array: np.ndarray, volume: Volume) -> sitk.Image:
+    image = sitk.GetImageFromArray(array)
+    origin, spacing, direction = volume.metadata.get("itk_geometry") or _itk_geometry(volume)
+    image.SetOrigin(origin)
+    image.SetSpacing(spacing)
+    image.SetDirection(direction)
+    return image
+
+
+def _itk_geometry(volume: Volume):
+    lps = volume.ijk_to_lps
+    spacing = np.linalg.norm(lps[:3, :3], axis=0)
+    return tuple(lps[:3, 3]), tuple(spacing), tuple((lps[:3, :3] / spacing).ravel())
+
+
+def _write_segmentation(labelmap, volume, path, objects, tags):
+    import slicerio
+
+    largest = max([obj.label for obj in objects], default=1)
+    segmentation = slicerio.create_segmentation(volume.shape_ijk, volume.ijk_to_lps,
+                                                dtype="uint8" if largest <= 255 else "uint16")
+    voxels_ijk = labelmap.transpose(2, 1, 0)  # slicerio indexes voxels [i, j, k]
+    for obj in objects:
+        segment = {"id": f"segment_{obj.label}", "name": obj.name, "color": list(obj.color),
+                   "tags": {f"SegmentWithSAM2.{k}": str(v) for k, v in tags.items()}}
+        slicerio.add_segment(segmentation, voxels_ijk == obj.label, segment)
+    _keep_label_values(segmentation, objects)
+    slicerio.write_segmentation(path, segmentation)
+    return segmentation
+
+
+def _keep_label_values(segmentation, objects):
+    """slicerio numbers the segments of a layer 1, 2, ...; give each its object's label instead,
+    so that the .seg.nrrd read as a labelmap has the values of the .nii.gz/.nrrd output.  One
+    labelmap never overlaps itself, so every segment is in the one layer."""
+    voxels = segmentation["voxels"]
+    relabelled = np.zeros_like(voxels)
+    for segment, obj in zip(segmentation["segments"], objects):
+        relabelled[voxels == segment["labelValue"]] = obj.label
+        segment["labelValue"] = int(obj.label)
+    segmentation["voxels"] = relabelled
