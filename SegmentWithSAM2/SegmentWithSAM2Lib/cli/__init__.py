@@ -4,7 +4,10 @@ library calls, one module per command.  Nothing in the library imports it."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 import warnings
 
 from ..errors import Cancelled, SegmentWithSAM2Error
@@ -29,7 +32,7 @@ CLI_REMEDIES = {
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _terminate_as_interrupt():
         warnings.simplefilter("default")
         warnings.showwarning = _print_warning
         return _run(args)
@@ -60,6 +63,24 @@ def _run(args) -> int:
             raise
         print(f"error: {type(error).__name__}: {error} (run with --debug for the traceback)", file=sys.stderr)
     return 1
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (a job scheduler, `kill`) ends the command as Ctrl-C does: every write in progress
+    removes its hidden file and the target is left as it was."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _print_warning(message, category, *_):
