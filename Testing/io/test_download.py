@@ -86,10 +86,13 @@ def test_wrong_checksum_deletes_the_download_and_names_both_hashes(zoo):
 def test_unpublished_hash_is_pinned_by_the_first_download(zoo, server):
     download_model("unpublished")
     assert pinned_hash(zoo / "model.pt") == SHA and entry("unpublished", check=True).state == "verified"
-    remove_model("unpublished")
-    server.files["model.pt"] = generated_checkpoint(seed=1)  # the file behind the URL changed
+    (zoo / "model.pt").unlink()  # the cached file lost, its pin kept
+    server.files["model.pt"] = changed = generated_checkpoint(seed=1)  # the file behind the URL changed
     with pytest.raises(DownloadError, match=f"expected {SHA}"):
         download_model("unpublished")
+    assert remove_model("unpublished") and pinned_hash(zoo / "model.pt") is None  # remove clears the pin
+    download_model("unpublished")
+    assert pinned_hash(zoo / "model.pt") == hashlib.sha256(changed).hexdigest()
 
 
 def test_404_timeout_and_offline_are_clear(tmp_path, server):

@@ -30,6 +30,9 @@ class Case:
     inputs: list = field(default_factory=list)  # files whose bytes must not change
     outputs: list = field(default_factory=list)  # files that must not exist afterwards
     file_size_limit: int | None = None  # bytes: run in a child process that cannot write more
+    status: int = 1  # the exit status expected (0 for a case that must now recover)
+    before: list = field(default_factory=list)  # command lines run first (they must succeed)
+    check: object = None  # a callable asserting what must hold afterwards
 
 
 def ct_volume(folder: Path, name="ct.nrrd", shape=(8, 48, 48), direction=None) -> Path:
@@ -56,6 +59,33 @@ def segment_case(tmp: Path, output="out.nii.gz", message="", options=(), **promp
     out = tmp / output
     return Case(["segment", str(image), "--prompts", str(prompt), "--output", str(out), *MODEL, *options],
                 message=message, inputs=[image, prompt], outputs=[out])
+
+
+def _checkpoint() -> bytes:
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    generator = torch.Generator().manual_seed(0)
+    torch.save({"model": {f"layer{i}.weight": torch.randn(64, 64, generator=generator) for i in range(40)}}, buffer)
+    return buffer.getvalue()
+
+
+CHECKPOINT = _checkpoint()  # a real checkpoint file's bytes (about 660 kB)
+
+
+def download_zoo(tmp: Path, env, path: str, sha256_: str | None = None, size=None) -> Path:
+    """A catalogue of one model "m" served from ``path`` on the local server; returns the cache folder."""
+    zoo, cache = tmp / "zoo", tmp / "cache"
+    zoo.mkdir(exist_ok=True)
+    cache.mkdir(exist_ok=True)
+    entry = {"id": "m", "family": "sam2.1", "name": "m", "config": "medsam2_512.yaml", "image_size": 512,
+             "urls": [f"{env.server.url}/{path}"], "sha256": sha256_, "size_bytes": size}
+    (zoo / "models.json").write_text(json.dumps({"format_version": 1, "models": [entry]}))
+    env.monkeypatch.setenv("SEGMENTWITHSAM2_MODEL_ZOO", str(zoo))
+    env.monkeypatch.setenv("SEGMENTWITHSAM2_CACHE", str(cache))
+    return cache
 
 
 def sha256(path: Path) -> str:

@@ -13,7 +13,11 @@ def add_parser(commands) -> None:
     download = commands.add_parser("download", help="download a registry model into the cache (resumable)")
     download.add_argument("model_id")
     download.add_argument("--timeout", type=float, default=30.0, help="seconds without data before giving up")
+    download.add_argument("--max-time", type=float, default=4 * 3600.0,
+                          help="seconds for the whole transfer before giving up (resumable; 4 hours)")
     download.add_argument("--offline", action="store_true", help="never touch the network; fail if not cached")
+    download.add_argument("--repin", action="store_true", help="forget the cached file and the hash pinned for it, "
+                          "then download and pin it again (only when you know upstream changed it)")
     download.set_defaults(run=run_download)
     verify = commands.add_parser("verify", help="check a cached model's SHA-256")
     verify.add_argument("model_id")
@@ -40,7 +44,8 @@ def run_download(args) -> int:
     from ..io.model_cache import download_model
 
     with ProgressBar("B", args.model_id) as bar:
-        path = download_model(args.model_id, timeout=args.timeout, offline=args.offline, on_progress=bar.download)
+        path = download_model(args.model_id, timeout=args.timeout, max_seconds=args.max_time, offline=args.offline,
+                              repin=args.repin, on_progress=bar.download)
     print(f"{args.model_id}: {path} (verified)")
     return 0
 

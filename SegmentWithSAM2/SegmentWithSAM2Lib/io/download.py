@@ -1,42 +1,36 @@
 """Checkpoint downloads: explicit, resumable (HTTP Range), SHA-256 verified, atomic, locked.
 
 A download streams into ``NAME.part`` beside the final file; an interrupted one resumes from
-there.  The file is renamed into place only after its SHA-256 matches the registry's, or, where
-no hash is published, the one pinned in the cache's ``pins.json`` by the first verified download
-(which this download then writes).  A ``NAME.lock`` file lock keeps two processes from writing
-the same file.  Proxies come from the environment (``https_proxy`` ...), as urllib reads them.
+there.  The file is renamed into place only after its SHA-256 matches the catalogue's, the one a
+model hub reports for it (Hugging Face's ``X-Linked-Etag``), or, where no hash is known, the one
+pinned in the cache's ``pins.json`` by the first download (which this download then writes).  A
+first download is pinned only if it loads as a checkpoint (tensors only) and is not a web page,
+so a captive portal, a cut-off body or a bad resume cannot be pinned; a resume must be answered
+with the bytes asked for (Content-Range), and a body must have the length the catalogue or the
+server announced.  ``remove`` clears a pin, ``repin`` replaces one on purpose.  A ``NAME.lock``
+file lock keeps two processes from writing the same file.  Proxies come from the environment
+(``https_proxy`` ...), as urllib reads them.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import socket
-import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
 
-from ..errors import Cancelled, DownloadError, Remedy
-from .checkpoints import CHUNK, sha256_of
+from ..errors import DownloadError, Remedy
+from .checkpoints import sha256_of
+from .transfer import Limits, stream
 
 PINS = "pins.json"
 
 
-@dataclass
-class Progress:
-    done: int
-    total: int | None
-    bytes_per_second: float
-
-
-def fetch(url: str, target: Path, sha256: str | None = None, *, offline=False, timeout=30.0,
-          on_progress=None, should_cancel=None) -> Path:
-    """``target`` verified on disk, downloading it from ``url`` if needed."""
+def fetch(url: str, target: Path, sha256: str | None = None, *, size: int | None = None, offline=False,
+          timeout=30.0, max_seconds: float | None = None, repin=False, on_progress=None, should_cancel=None) -> Path:
+    """``target`` verified on disk, downloading it from ``url`` if needed; ``size``: the bytes the
+    catalogue expects; ``max_seconds``: the whole transfer's limit (``timeout`` is per read)."""
     target = Path(target)
     if offline:
         if not target.is_file():
@@ -45,20 +39,48 @@ def fetch(url: str, target: Path, sha256: str | None = None, *, offline=False, t
         return verify_file(target, sha256 or pinned_hash(target), Remedy("download_again", str(target)))
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
+        if repin:
+            forget(target)
         expected = sha256 or pinned_hash(target)
         if target.is_file() and (expected is None or sha256_of(target) == expected):
             return target
         part = target.with_name(target.name + ".part")
-        _stream(url, part, timeout, on_progress, should_cancel)
-        actual = sha256_of(part)
-        if expected is not None and actual != expected:
-            part.unlink()
-            raise DownloadError(f"checksum mismatch for {target.name} from {url}: expected {expected}, got {actual}; "
-                                "the download was deleted")
-        os.replace(part, target)
-        if expected is None:
-            pin_hash(target, actual)
+        announced = stream(url, part, Limits(timeout, max_seconds, size), on_progress, should_cancel)
+        _accept(part, target, url, expected or announced)
+        if sha256 is None and pinned_hash(target) is None:
+            pin_hash(target, sha256_of(target))
     return target
+
+
+def _accept(part: Path, target: Path, url: str, expected: str | None) -> None:
+    """``part`` renamed to ``target`` if it is what was asked for; deleted otherwise."""
+    actual = sha256_of(part)
+    if expected is not None and actual != expected:
+        part.unlink()
+        raise DownloadError(f"checksum mismatch for {target.name} from {url}: expected {expected}, got {actual}; "
+                            "the download was deleted", Remedy("retry"))
+    if expected is None:
+        _check_checkpoint(part, url)
+    os.replace(part, target)
+
+
+def _check_checkpoint(part: Path, url: str) -> None:
+    """A file about to be pinned must be a checkpoint: not a web page, and loadable (tensors only)."""
+    import torch
+
+    with open(part, "rb") as f:
+        head = f.read(256).lstrip().lower()
+    reason = "is a web page (a captive portal or a login page?)" if head.startswith((b"<!doctype", b"<html", b"<?xml")) \
+        else None
+    if reason is None:
+        try:
+            torch.load(part, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as error:  # noqa: BLE001  (torch raises several types for foreign or cut files)
+            reason = f"does not load as a checkpoint ({type(error).__name__}; cut off or not a checkpoint?)"
+    if reason is not None:
+        size = part.stat().st_size
+        part.unlink()
+        raise DownloadError(f"what {url} sent ({size} bytes) {reason}; it was deleted and not pinned", Remedy("retry"))
 
 
 def verify_file(target: Path, expected: str | None, remedy: Remedy) -> Path:
@@ -74,49 +96,28 @@ def pinned_hash(target: Path) -> str | None:
     return json.loads(pins.read_text()).get(target.name) if pins.is_file() else None
 
 
-def pin_hash(target: Path, sha256: str) -> None:
+def pin_hash(target: Path, sha256: str | None) -> None:
+    """Record ``sha256`` as ``target``'s pin (None: forget it)."""
     pins_path = target.parent / PINS
     with FileLock(str(pins_path) + ".lock"):
         pins = json.loads(pins_path.read_text()) if pins_path.is_file() else {}
-        pins[target.name] = sha256
+        if sha256 is None:
+            pins.pop(target.name, None)
+        else:
+            pins[target.name] = sha256
         temporary = pins_path.with_name(PINS + ".tmp")
         temporary.write_text(json.dumps(pins, indent=2, sort_keys=True))
         os.replace(temporary, pins_path)
 
 
-def _stream(url, part: Path, timeout, on_progress, should_cancel) -> None:
-    """Append the rest of ``url`` to ``part``; a server that ignores Range restarts the file."""
-    have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as error:
-        if error.code == 416 and have:  # the part is already complete
-            return
-        raise DownloadError(f"download of {url} failed: HTTP {error.code} {error.reason}") from error
-    except (urllib.error.URLError, socket.timeout, TimeoutError) as error:
-        reason = getattr(error, "reason", error)
-        raise DownloadError(f"cannot reach {url}: {reason} (timeout {timeout:g} s)", Remedy("go_offline")) from error
-    with response:
-        resumed = response.status == 206
-        length = response.headers.get("Content-Length")
-        total = (int(length) + (have if resumed else 0)) if length else None
-        done = have if resumed else 0
-        started = time.monotonic()
-        with open(part, "ab" if resumed else "wb") as out:
-            while True:
-                if should_cancel is not None and should_cancel():
-                    raise Cancelled(f"download of {url} cancelled; {done} bytes kept to resume later")
-                try:
-                    block = response.read(CHUNK)
-                except (socket.timeout, TimeoutError, ConnectionError, OSError, http.client.HTTPException) as error:
-                    raise DownloadError(f"download of {url} interrupted after {done} bytes ({error})",
-                                        Remedy("retry")) from error
-                if not block:
-                    break
-                out.write(block)
-                done += len(block)
-                if on_progress is not None:
-                    on_progress(Progress(done, total, (done - have) / max(time.monotonic() - started, 1e-6)))
-        if total is not None and done < total:
-            raise DownloadError(f"download of {url} interrupted after {done} of {total} bytes", Remedy("retry"))
+def forget(target: Path) -> bool:
+    """Delete ``target``, its partial download and its pin; True if there was any of them."""
+    had_pin = pinned_hash(target) is not None
+    if had_pin:
+        pin_hash(target, None)
+    removed = had_pin
+    for path in (target, target.with_name(target.name + ".part")):
+        if path.is_file():
+            path.unlink()
+            removed = True
+    return removed

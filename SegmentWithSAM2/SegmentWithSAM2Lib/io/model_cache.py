@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import DownloadError, Remedy, SegmentWithSAM2Error
 from .checkpoints import sha256_of
-from .download import fetch, pinned_hash, verify_file
+from .download import fetch, forget, pinned_hash, verify_file
 from .model_zoo import ModelSpec, checkpoint_path, model_spec
 
 
@@ -23,9 +23,11 @@ class CacheEntry:
 OFFLINE_ENV = "SEGMENTWITHSAM2_OFFLINE"
 
 
-def download_model(model_id: str, *, offline=False, timeout=30.0, on_progress=None, should_cancel=None) -> Path:
+def download_model(model_id: str, *, offline=False, timeout=30.0, max_seconds=None, repin=False, on_progress=None,
+                   should_cancel=None) -> Path:
     """The model's verified checkpoint in the cache, downloaded if missing (never when offline,
-    i.e. ``offline=True`` or ``$SEGMENTWITHSAM2_OFFLINE=1``)."""
+    i.e. ``offline=True`` or ``$SEGMENTWITHSAM2_OFFLINE=1``); ``repin``: forget the cached file
+    and its pin and download and pin it anew (a deliberate choice, e.g. after upstream changed it)."""
     offline = offline or os.environ.get(OFFLINE_ENV, "") not in ("", "0")
     spec = model_spec(model_id)
     target = checkpoint_path(spec)
@@ -37,8 +39,8 @@ def download_model(model_id: str, *, offline=False, timeout=30.0, on_progress=No
     last_error = None
     for url in spec.urls:  # mirrors, in order
         try:
-            return fetch(url, target, spec.sha256, offline=offline, timeout=timeout,
-                         on_progress=on_progress, should_cancel=should_cancel)
+            return fetch(url, target, spec.sha256, size=spec.size_bytes, offline=offline, timeout=timeout,
+                         max_seconds=max_seconds, repin=repin, on_progress=on_progress, should_cancel=should_cancel)
         except DownloadError as error:
             if offline:
                 raise
@@ -60,14 +62,8 @@ def cache_entry(model_id: str, check: bool = False) -> CacheEntry:
 
 
 def remove_model(model_id: str) -> bool:
-    """Delete the cached checkpoint and any partial download; True if something was removed."""
+    """Delete the cached checkpoint, any partial download and its pin; True if something was removed."""
     spec = model_spec(model_id)
     if spec.shipped:
         raise SegmentWithSAM2Error(f"{model_id} ships with the project ({checkpoint_path(spec)}); it is not in the cache")
-    removed = False
-    target = checkpoint_path(spec)
-    for path in (target, target.with_name(target.name + ".part")):
-        if path.is_file():
-            path.unlink()
-            removed = True
-    return removed
+    return forget(checkpoint_path(spec))
