@@ -165,3 +165,24 @@ def test_a_shipped_checkpoint_is_verified_and_never_downloaded(zoo, server):
     with pytest.raises(DownloadError, match="ships with the project but is missing; restore .*model.pt from the project's files"):
         download_model("shipped")
     assert not server.requests  # never a download
+
+
+def test_a_hubs_reported_hash_verifies_the_first_download(zoo, server):
+    server.hub_hashes["model.pt"] = "f" * 64  # what the hub says the file is: not what it serves
+    with pytest.raises(DownloadError, match=f"checksum mismatch .*expected {'f' * 64}"):
+        download_model("unpublished")
+    assert pinned_hash(zoo / "model.pt") is None and not (zoo / "model.pt").exists()
+    server.hub_hashes["model.pt"] = SHA
+    download_model("unpublished")
+    assert pinned_hash(zoo / "model.pt") == SHA
+
+
+def test_repin_replaces_a_pin_on_purpose(zoo, server):
+    download_model("unpublished")
+    server.files["model.pt"] = changed = generated_checkpoint(seed=2)
+    (zoo / "model.pt").unlink()
+    with pytest.raises(DownloadError, match="checksum mismatch"):  # the pin holds...
+        download_model("unpublished")
+    assert main(["download", "unpublished", "--repin"]) == 0
+    assert pinned_hash(zoo / "model.pt") == hashlib.sha256(changed).hexdigest()
+    assert (zoo / "model.pt").read_bytes() == changed
