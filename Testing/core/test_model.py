@@ -111,7 +111,9 @@ def test_unknown_model_device_and_precision_are_clear_errors():
 def test_auto_precision_is_bf16_only_with_native_support():
     expected = "bf16" if model_module._native_cpu_bf16() else "fp32"
     assert pick_precision("auto", torch.device("cpu")) == expected
-    assert pick_precision("fp16", torch.device("cpu")) == "fp16"
+    assert pick_precision("bf16", torch.device("cpu")) == "bf16"
+    with pytest.raises(SegmentWithSAM2Error, match="fp16 does not run on the CPU.*use bf16 or fp32"):
+        pick_precision("fp16", torch.device("cpu"))  # was a raw RuntimeError from autocast after the load
 
 
 def test_safetensors_and_training_output_checkpoints_load(tmp_path, medsam2_random):

@@ -107,9 +107,10 @@ def run_cli(argv, file_size_limit=None) -> tuple[int, str]:
             except SystemExit as exit_:
                 status = exit_.code
         return status, err.getvalue()
-    child = subprocess.run([sys.executable, "-m", "SegmentWithSAM2Lib.cli", *argv], capture_output=True, text=True,
+    child = subprocess.run([sys.executable, "-m", "SegmentWithSAM2Lib.cli", *argv], capture_output=True,
+                           encoding="utf-8", errors="replace",
                            preexec_fn=lambda: _limit_file_size(file_size_limit), timeout=600,
-                           env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+                           env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONIOENCODING="utf-8"))
     return child.returncode, child.stderr
 
 

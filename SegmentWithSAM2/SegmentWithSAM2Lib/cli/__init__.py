@@ -31,15 +31,34 @@ CLI_REMEDIES = {
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_args(_negative_ranges(sys.argv[1:] if argv is None else list(argv)))
     with warnings.catch_warnings(), _terminate_as_interrupt():
         warnings.simplefilter("default")
         warnings.showwarning = _print_warning
         return _run(args)
 
 
+def _negative_ranges(argv: list) -> list:
+    """``--range -3:5`` as ``--range=-3:5``: argparse takes a value starting with "-" for an option,
+    and the range check then says what is wrong with it."""
+    out = []
+    for arg in argv:
+        if out and out[-1] == "--range" and arg.startswith("-"):
+            out[-1] = f"--range={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors end like every other error: one line on stderr and status 1 (argparse: 2)."""
+
+    def error(self, message):
+        self.exit(1, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="segment-with-sam2", description="SAM2-family volume segmentation")
+    root = _Parser(prog="segment-with-sam2", description="SAM2-family volume segmentation")
     root.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = root.add_subparsers(dest="command", required=True)
     for command in COMMANDS:

@@ -56,7 +56,8 @@ def run_verify(args) -> int:
     entry = cache_entry(args.model_id, check=True)
     print(f"{args.model_id}: {entry.state} ({entry.path})")
     if entry.state in ("absent", "MISMATCH"):
-        raise SegmentWithSAM2Error(f"{args.model_id} is {entry.state.lower()}", Remedy("download", args.model_id))
+        remedy = Remedy("restore_file", str(entry.path)) if entry.spec.shipped else Remedy("download", args.model_id)
+        raise SegmentWithSAM2Error(f"{args.model_id} is {entry.state.lower()}", remedy)
     return 0
 
 

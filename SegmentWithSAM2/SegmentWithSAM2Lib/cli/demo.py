@@ -18,11 +18,12 @@ def add_parser(commands) -> None:
 
 def run(args) -> int:
     from ..demo import run_demo
-    from ..io.model_zoo import checkpoint_path, model_spec
+    from ..io.model_zoo import checkpoint_path, model_spec  # a shipped model that is missing is an error, not random
 
     model_id = args.model or DEMO_MODEL
     random_init = args.random_init
-    if not (args.checkpoint or random_init or checkpoint_path(model_spec(model_id)).is_file()):
+    spec = model_spec(model_id)
+    if not (args.checkpoint or random_init or spec.shipped or checkpoint_path(spec).is_file()):
         print(f"No trained weights for {model_id} on this machine, so the demo runs its architecture with "
               "RANDOM WEIGHTS: the mask below is not a real segmentation.", file=sys.stderr)
         random_init = True

@@ -33,6 +33,10 @@ def run(args) -> int:
     from ..machine import describe_machine, one_line
     from ..training.evaluation import evaluate, markdown
 
+    if args.report:
+        from ..io.labelmaps import check_output_folder
+
+        check_output_folder(Path(args.report))
     cases = evaluation_cases(args)
     model = model_from_args(args)
     rows = evaluate(model, cases, args.protocol, args.rounds, baseline=args.baseline != "none")
@@ -61,4 +65,8 @@ def evaluation_cases(args) -> list:
               for n in range(args.synthetic)]
     if not cases:
         raise SegmentWithSAM2Error("nothing to evaluate: give --data and/or --synthetic N")
+    if not any((labels > 0).any() for _, _, labels in cases):
+        raise SegmentWithSAM2Error(f"no labelled structure to evaluate in {args.data}"
+                                   + (f" with --labels {args.labels}" if args.labels else "")
+                                   + "; give label values that the labelmaps hold")
     return cases

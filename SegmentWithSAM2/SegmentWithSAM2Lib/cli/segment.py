@@ -21,10 +21,20 @@ def add_parser(commands) -> None:
     parser.add_argument("--direction", default="both", type=choice(DIRECTIONS, "direction"), help=", ".join(DIRECTIONS))
     parser.add_argument("--range", dest="slice_range", type=slice_range, help="FIRST:LAST slice indices, inclusive")
     parser.add_argument("--no-auto-stop", dest="auto_stop", action="store_false")
-    parser.add_argument("--stop-after", type=int, default=STOP_AFTER,
+    parser.add_argument("--stop-after", type=at_least_one, default=STOP_AFTER,
                         help=f"empty slices before a direction stops ({STOP_AFTER})")
     parser.add_argument("--no-postprocess", dest="postprocess", action="store_false")
     parser.set_defaults(run=run)
+
+
+def at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of slices, at least 1; got {text!r}")
+    return value
 
 
 def slice_range(text: str):

@@ -36,7 +36,7 @@ from .passes import Group, Run, by_prompted_slices, passes_for
 from .postprocess import PostProcess
 from .prompts import ObjectInputs, place_prompts
 from .tracking import condition, new_state
-from .volume import Volume
+from .volume import Volume, same_grid
 
 
 @dataclass
@@ -90,6 +90,10 @@ class VolumeSession:
         outside keeps its earlier mask: "re-propagate from this slice" after a correction.
         """
         options = options or PropagationOptions()
+        if options.stop_after < 1:
+            raise SegmentWithSAM2Error(f"stop_after must be at least 1 (empty slices before a direction stops), "
+                                       f"got {options.stop_after}")
+        self._check_previous(previous)
         objects = prompts if isinstance(prompts, list) else self.place(prompts)
         first, last = self._range(options.slice_range)
         if previous is not None and options.slice_range is not None:
@@ -130,6 +134,7 @@ class VolumeSession:
         out), without propagation or memory encoding; with the slice's features cached this is
         only sam2's prompt encoder and mask decoder.  Same masks as a propagation over that one slice."""
         options = dataclasses.replace(options or PropagationOptions(), slice_range=(index, index))
+        self._check_previous(previous)
         placed = prompts if isinstance(prompts, list) else self.place(prompts)
         objects = _on_slice(placed, index)
         earlier = _corrected_slices(objects, previous)
@@ -144,6 +149,18 @@ class VolumeSession:
             run.write(group, index, masks[order, 0].float())
         run.processed["preview"] = 1
         return self._result(labelmap, objects, run, started, options)
+
+    def _check_previous(self, previous) -> None:
+        """A correction refines a result of this volume on this grid, axis and window only."""
+        if previous is None:
+            return
+        if previous.labelmap.shape != self.volume.array.shape or not same_grid(previous.volume, self.volume):
+            raise SegmentWithSAM2Error(f"the previous result is of another volume (shape {previous.labelmap.shape}, "
+                                       f"this one {self.volume.array.shape}); correct a result of this volume")
+        window = [self.window.lower, self.window.upper, self.window.source]
+        if previous.settings.get("axis") != self.plan.view or previous.settings.get("window") != window:
+            raise SegmentWithSAM2Error("the previous result was made with another slice axis or window; correct it "
+                                       "with the axis and window it was made with")
 
     def _range(self, slice_range) -> tuple[int, int]:
         count = self.plan.num_slices

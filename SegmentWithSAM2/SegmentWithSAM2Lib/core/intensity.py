@@ -55,6 +55,8 @@ class Window:
 
 
 def resolve_window(choice: str, array: np.ndarray, metadata: dict | None = None) -> Window:
+    if not isinstance(choice, str):
+        raise SegmentWithSAM2Error(f"window must be text such as auto, none, mr, 40,400 or a preset, got {choice!r}")
     metadata = metadata or {}
     _check_values(array)
     text = str(choice).strip().lower()
@@ -106,6 +108,8 @@ def _percentiles(array, qs) -> np.ndarray:
 
 
 def _from_center_width(center, width, source) -> Window:
+    if not (np.isfinite(center) and np.isfinite(width)):
+        raise SegmentWithSAM2Error(f"window centre and width must be finite numbers, got {center:g},{width:g}")
     if not width > 0:
         raise SegmentWithSAM2Error(f"window width must be positive, got {width:g}")
     return Window(center - width / 2, center + width / 2, source)

@@ -118,6 +118,9 @@ def pick_device(device: str) -> torch.device:
 
 def pick_precision(precision: str, device: torch.device) -> str:
     look_up(precision, PRECISIONS, "precision")
+    if precision == "fp16" and device.type == "cpu":
+        raise SegmentWithSAM2Error("fp16 does not run on the CPU (torch's CPU autocast has no float16)",
+                                   Remedy("choose_precision"))
     if precision != "auto":
         return precision
     if device.type == "cuda":

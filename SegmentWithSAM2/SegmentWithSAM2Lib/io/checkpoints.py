@@ -50,7 +50,8 @@ def _torch_load(path: Path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        # torch words it "Unsupported global: GLOBAL x" or (2.13) "Trying to load unsupported GLOBAL x"
+        found = re.search(r"[Uu]nsupported (?:global: )?GLOBAL (\S+)", str(error))
         if found:
             raise CheckpointError(
                 f"refused to load {path}: it needs arbitrary Python code ({found.group(1)}) to unpickle, which is "

@@ -37,23 +37,29 @@ def suffix_of(path: Path) -> str:
     raise SegmentWithSAM2Error(f"output {path} must end with one of {', '.join(LABELMAP_SUFFIXES)}")
 
 
-def check_output_path(path, volume: Volume | None = None, inputs=()) -> Path:
-    """Refuse an output that could not, or must not, be written, before any work is done:
-    ``inputs`` are paths the output may not be (by name, symlink or hard link)."""
-    path = Path(path)
-    suffix = suffix_of(path)
+def check_output_folder(path: Path) -> Path:
+    """The folder a file is to be written in: it exists and can be written to."""
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise SegmentWithSAM2Error(f"output folder {folder} does not exist; create it first")
     if path.is_dir():
         raise SegmentWithSAM2Error(f"output {path} is a folder; give a file name")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise SegmentWithSAM2Error(f"cannot write {path}: {'the file' if path.exists() else 'its folder'} "
+                                   "is read-only; choose another output")
+    return folder
+
+
+def check_output_path(path, volume: Volume | None = None, inputs=()) -> Path:
+    """Refuse an output that could not, or must not, be written, before any work is done:
+    ``inputs`` are paths the output may not be (by name, symlink or hard link)."""
+    path = Path(path)
+    suffix = suffix_of(path)
     for source in inputs:
         if source is not None and same_file(path, source):
             raise SegmentWithSAM2Error(f"output {path} is the input {source}; give another file name "
                                        "(inputs are never overwritten)")
-    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise SegmentWithSAM2Error(f"cannot write {path}: {'the file' if path.exists() else 'its folder'} "
-                                   "is read-only; choose another output")
+    folder = check_output_folder(path)
     if volume is not None:
         _check_room(path, folder, volume)
         _check_format_holds(path, suffix, volume)

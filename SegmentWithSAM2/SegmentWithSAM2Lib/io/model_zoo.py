@@ -103,6 +103,9 @@ def checkpoint_path(spec: ModelSpec) -> Path:
 
 def cached_checkpoint(spec: ModelSpec) -> Path:
     path = checkpoint_path(spec)
+    if spec.shipped and not path.is_file():
+        raise SegmentWithSAM2Error(f"model {spec.id!r} ships with the project but {path} is missing: the install "
+                                   "is incomplete", Remedy("restore_file", str(path)))
     if not path.is_file():
         raise SegmentWithSAM2Error(f"model {spec.id!r} is not downloaded (no {path})", Remedy("download", spec.id))
     return path

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core.model import LoadedModel, build_model
-from ..errors import Remedy, SegmentWithSAM2Error
+from ..errors import CheckpointError, Remedy, SegmentWithSAM2Error
 from .checkpoints import load_adapter, read_state_dict, sha256_of
 from .model_zoo import cached_checkpoint, model_spec, registry_configs, resolve_config
 
@@ -28,6 +28,9 @@ def load_model(model: str | None = None, *, checkpoint=None, config=None, random
                                    Remedy("give_checkpoint"))
     if random_init and checkpoint:
         raise SegmentWithSAM2Error("random weights and a checkpoint exclude each other; give one of them")
+    if spec is None and not checkpoint and not random_init:
+        raise SegmentWithSAM2Error(f"a config ({config}) was given without the checkpoint whose weights it describes",
+                                   Remedy("give_checkpoint"))
     config_path = resolve_config(config or spec.config)
     if precision == "auto" and spec is not None and spec.cpu_precision and _on_cpu(device):
         precision = spec.cpu_precision
@@ -35,10 +38,17 @@ def load_model(model: str | None = None, *, checkpoint=None, config=None, random
     if not random_init:
         path = Path(checkpoint) if checkpoint else cached_checkpoint(spec)
         state, weights = read_state_dict(path), sha256_of(path)
+        if not checkpoint and spec.sha256 and weights != spec.sha256:  # a shipped or cached file, replaced
+            raise CheckpointError(f"{path} is not model {spec.id}'s checkpoint (SHA-256 {weights}, the catalogue "
+                                  f"says {spec.sha256})", _restore(spec, path))
     return build_model(config_path, state, source=path, seed=seed, device=device, precision=precision,
                        adapters=[load_adapter(a) for a in adapters], merge_adapters=merge_adapters,
                        model_id=spec.id if spec else "", weights=weights,
                        candidates=registry_configs() if state is not None else None)
+
+
+def _restore(spec, path) -> Remedy:
+    return Remedy("restore_file", str(path)) if spec.shipped else Remedy("download_again", str(path))
 
 
 def _on_cpu(device: str) -> bool:
