@@ -173,7 +173,7 @@ BAD = {
     "objects not a list": (lambda f: {"prompts": write_text(f / "obj.json", '{"space": "RAS", "objects": {}}')},
                            ["'objects' must be a list"]),
     "mask label": (lambda f: {"prompts": write_prompts(f, "IJK", name="m.json", masks=[
-        {"file": "ct.nii.gz", "slice": 1, "label": "liver"}])}, ["'label' must be an integer", "'liver'"]),
+        {"file": "ct.nii.gz", "slice": 1, "label": "liver"}])}, ["'label' must be the integer label value", "'liver'"]),
     "no output folder": (lambda f: {"output": f / "missing" / "seg.nii.gz"}, ["missing does not exist"]),
     "detached header": (lambda f: {"output": f / "seg.mhd"}, ["seg.mhd must end with one of", ".mha"]),
     "output is input": (lambda f: {"output": f / "ct.nii.gz"}, ["is the input"]),

@@ -15,6 +15,7 @@ import torch
 
 from ..errors import SegmentWithSAM2Error
 from ..options import SPACES, look_up
+from . import prompt_fields as fields
 from .geometry import SlicePlan, plan_slices
 from .inplane import InPlaneMap
 from .volume import LPS_TO_RAS, Volume, apply_affine
@@ -60,6 +61,7 @@ def place_prompts(prompts: dict, volume: Volume, plan: SlicePlan, inplane: InPla
     """Check the prompt structure and map every prompt onto its slice's frame."""
     if not isinstance(prompts, dict):
         raise SegmentWithSAM2Error("prompts must be an object with 'space' and 'objects'")
+    fields.check_keys(prompts, fields.TOP_KEYS, "prompts")
     space = look_up(str(prompts.get("space", "RAS")).upper(), SPACES, "prompt space")
     objects = prompts.get("objects")
     if not isinstance(objects, list) or not objects:
@@ -94,11 +96,12 @@ class _Placer:
     def place_object(self, obj, n) -> ObjectInputs:
         if not isinstance(obj, dict):
             raise SegmentWithSAM2Error(f"object #{n + 1} must be a JSON object")
+        fields.check_keys(obj, fields.OBJECT_KEYS, f"object #{n + 1}")
         label = obj.get("label", n + 1)
         if not isinstance(label, int) or isinstance(label, bool) or not 1 <= label <= MAX_LABEL:
             raise SegmentWithSAM2Error(f"object #{n + 1}: label must be an integer 1..{MAX_LABEL}, got {label!r}")
-        out = ObjectInputs(str(obj.get("name", f"object {label}")), label,
-                           tuple(float(c) for c in obj.get("color", PALETTE[n % len(PALETTE)])))
+        name = fields.name(obj.get("name", f"object {label}"), f"object #{n + 1}")
+        out = ObjectInputs(name, label, fields.color(obj.get("color", PALETTE[n % len(PALETTE)]), f"object {name!r}"))
         for p, point in enumerate(_items(obj, "points", out.name)):
             self._add_point(out, point, f"{out.name!r} point #{p + 1}")
         for b, box in enumerate(_items(obj, "boxes", out.name)):
@@ -133,6 +136,8 @@ class _Placer:
     def _add_point(self, out, point, what):
         if not isinstance(point, dict) or "position" not in point:
             raise SegmentWithSAM2Error(f"{what} needs a 'position'")
+        fields.check_keys(point, fields.POINT_KEYS, what)
+        positive = fields.boolean(point, "positive", True, what)
         s, r, c = self._slice_coords(point["position"], what)
         fr, fc = self.inplane.slice_to_frame([r, c])[0]
         index = self._slice_index(s)
@@ -140,13 +145,15 @@ class _Placer:
         if target.mask is not None:
             raise SegmentWithSAM2Error(f"{what}: slice {index} already has a mask prompt; use one or the other")
         target.points.append((fc, fr))
-        target.labels.append(1 if point.get("positive", True) else 0)
+        target.labels.append(1 if positive else 0)
 
     def _add_box(self, out, box, what):
         if isinstance(box, dict) and "corners" in box:
+            fields.check_keys(box, fields.BOX_KEYS, what)
             return self._add_oriented_box(out, box, what)
         if not isinstance(box, dict) or "corner1" not in box or "corner2" not in box:
             raise SegmentWithSAM2Error(f"{what} needs 'corner1' and 'corner2' (or 'corners')")
+        fields.check_keys(box, fields.BOX_KEYS, what)
         a = self._slice_coords(box["corner1"], what)
         b = self._slice_coords(box["corner2"], what)
         if abs(a[0] - b[0]) > 0.5:
@@ -177,10 +184,11 @@ class _Placer:
     def _add_mask(self, out, item, what):
         if not isinstance(item, dict) or "mask" not in item or "slice" not in item:
             raise SegmentWithSAM2Error(f"{what} needs 'mask' (an array shaped like the volume) and 'slice'")
+        fields.check_keys(item, fields.MASK_KEYS, what)
         mask = np.asarray(item["mask"]).astype(bool)
         if mask.shape != self.volume.array.shape:
             raise SegmentWithSAM2Error(f"{what} has shape {mask.shape}; it must match the volume {self.volume.array.shape}")
-        index = int(item["slice"])
+        index = fields.whole_number(item["slice"], what)
         if not 0 <= index < self.plan.num_slices:
             raise SegmentWithSAM2Error(f"{what}: slice {index} is outside 0..{self.plan.num_slices - 1}")
         on_slice = torch.from_numpy(np.ascontiguousarray(self.plan.view_of(mask)[index]))

@@ -12,6 +12,7 @@ SIGTERM the hidden file is removed and the target is left as it was.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 from pathlib import Path
@@ -26,7 +27,8 @@ from ..errors import SegmentWithSAM2Error
 # temporary name, left behind beside the result.
 LABELMAP_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha")
 _NIFTI = (".nii.gz", ".nii")
-_HEADROOM = 1 << 20  # bytes beyond the voxels: headers, and the file system's own blocks
+_HEADROOM = 1 << 20
+_NAME_HOLDER = "SegmentWithSAM2-name-{}"  # in the header until the real (UTF-8) name is written in  # bytes beyond the voxels: headers, and the file system's own blocks
 
 
 def suffix_of(path: Path) -> str:
@@ -136,7 +138,7 @@ def _check_segmentation(temporary: str, expected: dict, path: Path) -> None:
 
     try:
         back = slicerio.read_segmentation(temporary)
-        same = [s["name"] for s in back["segments"]] == [s["name"] for s in expected["segments"]] \
+        same = segment_names(temporary) == [s["name"] for s in expected["segments"]] \
             and np.array_equal(back["voxels"], expected["voxels"])
     except Exception:  # noqa: BLE001  (any unreadable file is a failed write)
         same = False
@@ -179,13 +181,34 @@ def _write_segmentation(labelmap, volume, path, objects, tags):
     segmentation = slicerio.create_segmentation(volume.shape_ijk, volume.ijk_to_lps,
                                                 dtype="uint8" if largest <= 255 else "uint16")
     voxels_ijk = labelmap.transpose(2, 1, 0)  # slicerio indexes voxels [i, j, k]
-    for obj in objects:
-        segment = {"id": f"segment_{obj.label}", "name": obj.name, "color": list(obj.color),
+    for n, obj in enumerate(objects):
+        segment = {"id": f"segment_{obj.label}", "name": _NAME_HOLDER.format(n), "color": list(obj.color),
                    "tags": {f"SegmentWithSAM2.{k}": str(v) for k, v in tags.items()}}
         slicerio.add_segment(segmentation, voxels_ijk == obj.label, segment)
     _keep_label_values(segmentation, objects)
     slicerio.write_segmentation(path, segmentation)
+    _put_names(path, [obj.name for obj in objects])
+    for segment, obj in zip(segmentation["segments"], objects):
+        segment["name"] = obj.name
     return segmentation
+
+
+def _put_names(path, names) -> None:
+    """pynrrd writes its header in ASCII only, and Slicer reads segment names as UTF-8: write the
+    names in after it (the header ends at the first empty line; the voxels follow unchanged)."""
+    data = Path(path).read_bytes()
+    header, _, voxels = data.partition(b"\n\n")
+    header += b"\n"  # every header line now ends with a newline, the last one too
+    for n, name in enumerate(names):
+        header = header.replace(f":={_NAME_HOLDER.format(n)}\n".encode(), b":=" + name.encode("utf-8") + b"\n")
+    Path(path).write_bytes(header + b"\n" + voxels)
+
+
+def segment_names(path) -> list[str]:
+    """The segment names in a .seg.nrrd header, read as UTF-8 (as Slicer reads them)."""
+    header = Path(path).read_bytes().partition(b"\n\n")[0].decode("utf-8")
+    found = dict(re.findall(r"^Segment(\d+)_Name:=(.*)$", header, flags=re.M))
+    return [found[k] for k in sorted(found, key=int)]
 
 
 def _keep_label_values(segmentation, objects):

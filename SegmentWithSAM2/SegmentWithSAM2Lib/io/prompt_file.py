@@ -40,8 +40,12 @@ def _load_mask(item, folder: Path, volume: Volume) -> dict:
     label = item.get("label", 1)
     if isinstance(label, float) and label.is_integer():
         label = int(label)
-    if isinstance(label, bool) or not isinstance(label, int):
-        raise SegmentWithSAM2Error(f"mask file {item['file']}: 'label' must be an integer, got {label!r}")
+    if isinstance(label, bool) or not isinstance(label, int) or label < 1:
+        raise SegmentWithSAM2Error(f"mask file {item['file']}: 'label' must be the integer label value (1 or more; "
+                                   f"0 is the background) of the structure to use, got {label!r}")
+    unknown = set(item) - {"file", "label", "slice"}
+    if unknown:
+        raise SegmentWithSAM2Error(f"mask file {item['file']}: unknown key(s) {sorted(unknown)} (known: file, label, slice)")
     labelmap = read_volume(folder / item["file"])
     if not same_grid(labelmap, volume):
         raise SegmentWithSAM2Error(f"mask file {item['file']} is not on the image's voxel grid; resample it first")
