@@ -243,6 +243,76 @@ def _(tmp, env):
                 message=r"no labelled structure to evaluate in .*cases.txt with --labels 999", inputs=[image, labels])
 
 
+POINT = {"position": [22, 24, 4]}
+
+
+@row("043 a typo key 'postive'")
+def _(tmp, env):
+    return segment_case(tmp, objects=[{"name": "organ", "points": [{**POINT, "postive": False}]}],
+                        message=r"'organ' point #1: unknown key 'postive'; did you mean 'positive'\?")
+
+
+@row("044 'positive': 'false' (a string)")
+def _(tmp, env):
+    return segment_case(tmp, objects=[{"name": "organ", "points": [{**POINT, "positive": "false"}]}],
+                        message=r"'organ' point #1: 'positive' must be true or false \(a JSON boolean\), got 'false'")
+
+
+@row("064 colour 'red'")
+def _(tmp, env):
+    return segment_case(tmp, objects=[{"name": "organ", "color": "red", "points": [POINT]}],
+                        message=r"object 'organ': 'color' must be three numbers from 0 to 1 .*got 'red'")
+
+
+@row("065 colour [1, 0] to .seg.nrrd")
+def _(tmp, env):
+    return segment_case(tmp, output="out.seg.nrrd", objects=[{"name": "organ", "color": [1, 0], "points": [POINT]}],
+                        message=r"object 'organ': 'color' must be three numbers from 0 to 1 .*got \[1, 0\]")
+
+
+@row("066 colour [300, -5, 2]")
+def _(tmp, env):
+    return segment_case(tmp, objects=[{"name": "organ", "color": [300, -5, 2], "points": [POINT]}],
+                        message=r"'color' must be three numbers from 0 to 1 .*got \[300, -5, 2\]")
+
+
+@row("069 a non-ASCII name to .seg.nrrd")
+def _(tmp, env):
+    from SegmentWithSAM2Lib.io.labelmaps import segment_names
+
+    case = segment_case(tmp, output="out.seg.nrrd", objects=[{"name": "Tumör 肿瘤", "points": [POINT]}])
+    out = case.outputs.pop()
+    case.status, case.check = 0, lambda: segment_names(out) == ["Tumör 肿瘤"]
+    return case
+
+
+@row("070 a name with a newline to .seg.nrrd")
+def _(tmp, env):
+    return segment_case(tmp, output="out.seg.nrrd", objects=[{"name": "liver\nsegment", "points": [POINT]}],
+                        message=r"the name 'liver\\nsegment' holds control characters")
+
+
+@row("073 a mask prompt with label 0")
+def _(tmp, env):
+    return _mask_case(tmp, {"file": "labels.nrrd", "label": 0, "slice": 4}, r"labels.nrrd: 'label' must be .*0 is the background")
+
+
+@row("075 a mask prompt on slice 3.7")
+def _(tmp, env):
+    return _mask_case(tmp, {"file": "labels.nrrd", "label": 1, "slice": 3.7}, r"mask #1: 'slice' must be a whole slice index, got 3.7")
+
+
+def _mask_case(tmp, mask, message):
+    from SegmentWithSAM2Lib.io.labelmaps import write_labelmap
+    from SegmentWithSAM2Lib.io.volume_files import read_volume
+
+    volume = read_volume(ct_volume(tmp))
+    write_labelmap((volume.array > 0).astype("uint8"), volume, tmp / "labels.nrrd")
+    case = segment_case(tmp, objects=[{"name": "organ", "masks": [mask]}], message=message)
+    case.inputs.append(tmp / "labels.nrrd")
+    return case
+
+
 def _shipped_copy(tmp, env, replace=False, delete=False):
     """A copy of the project's catalogue whose micro.pt is replaced or deleted (the project's own is untouched)."""
     import shutil
