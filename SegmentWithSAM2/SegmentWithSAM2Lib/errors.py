@@ -65,5 +65,9 @@ class Cancelled(Exception):
     part file to resume from)."""
 
 
+class EmptyResultWarning(UserWarning):
+    """A result that is empty for an object (or wholly), or floods most of the volume."""
+
+
 class RandomWeightsWarning(UserWarning):
     """A model runs with random weights: its masks are meaningless (tests and benchmarks only)."""

@@ -63,6 +63,9 @@ def run(args) -> int:
         result = api.segment(model, volume, prompts, axis=args.axis, window=args.window, direction=args.direction,
                              slice_range=args.slice_range, auto_stop=args.auto_stop, stop_after=args.stop_after,
                              postprocess=PostProcess() if args.postprocess else None, on_progress=bar.slices)
+    lower, upper, source = result.settings["window"]
+    print(f"window {lower:g} to {upper:g} (centre {(lower + upper) / 2:g}, width {upper - lower:g}; {source})",
+          file=sys.stderr)
     api.write_result(result, output, overwrite=True)  # the command line replaces an earlier result
     print(f"wrote {output} ({result.seconds:.1f} s, slices {result.slices_processed})", file=sys.stderr)
     return 0

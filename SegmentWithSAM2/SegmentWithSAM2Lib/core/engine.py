@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from ..errors import Cancelled, SegmentWithSAM2Error
+from ..errors import Cancelled, EmptyResultWarning, SegmentWithSAM2Error
 from ..options import STOP_AFTER
 from .features import DEFAULT_BUDGET_MB, CachedState, FeatureCache, default_batch, default_host_budget
 from .frames import FrameSequence
@@ -174,9 +175,33 @@ class VolumeSession:
                     "window": [self.window.lower, self.window.upper, self.window.source],
                     "axis": self.plan.view, "slice_axis": "ijk"[self.plan.slice_axis],
                     "direction": options.direction, "range": list(self._range(options.slice_range)),
-                    "auto_stop": options.auto_stop, "postprocess": options.postprocess is not None}
+                    "auto_stop": options.auto_stop, "postprocess": options.postprocess is not None,
+                    **_outcome(labelmap, objects)}
         return SegmentationResult(labelmap, objects, dict(run.processed), time.perf_counter() - started,
                                   self.volume, cancelled, settings, run.low_res)
+
+
+MOST_OF_THE_VOLUME = 0.5  # an object this large has almost surely not been found, but flooded
+
+
+def _outcome(labelmap: np.ndarray, objects) -> dict:
+    """Voxels per object label, the labels left empty, and a warning for each surprise: an object
+    empty on every slice, a wholly empty result, an object covering most of the volume."""
+    counts = np.bincount(labelmap.ravel(), minlength=max(o.label for o in objects) + 1)
+    voxels = {o.label: int(counts[o.label]) for o in objects}
+    empty = [o for o in objects if voxels[o.label] == 0]
+    if len(empty) == len(objects):
+        warnings.warn("the result is empty: no object was segmented on any slice; check the prompts and the window",
+                      EmptyResultWarning, stacklevel=4)
+    else:
+        for o in empty:
+            warnings.warn(f"object {o.name!r} (label {o.label}) is empty on every slice", EmptyResultWarning, stacklevel=4)
+    for o in objects:
+        if voxels[o.label] > MOST_OF_THE_VOLUME * labelmap.size:
+            warnings.warn(f"object {o.name!r} covers {100 * voxels[o.label] / labelmap.size:.0f} % of the volume: "
+                          "the model probably did not find its edges; check the window and the prompts",
+                          EmptyResultWarning, stacklevel=4)
+    return {"voxels": voxels, "empty_objects": [o.label for o in empty]}
 
 
 def span_from(previous: SegmentationResult, index: int, num_slices: int) -> tuple[str, tuple[int, int]]:

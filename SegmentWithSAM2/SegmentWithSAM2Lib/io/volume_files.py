@@ -10,6 +10,7 @@ import SimpleITK as sitk
 
 from ..core.volume import Volume
 from ..errors import SegmentWithSAM2Error
+from .completeness import check_dicom_spacing, check_nifti_complete
 
 _DICOM_TAGS = {"modality": "0008|0060", "center": "0028|1050", "width": "0028|1051"}
 
@@ -50,6 +51,7 @@ def ijk_to_lps_of(image: sitk.Image) -> np.ndarray:
 
 
 def _read_file(path: Path) -> sitk.Image:
+    check_nifti_complete(path)
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as error:
@@ -73,6 +75,7 @@ def _read_dicom_series(folder: Path):
         image = reader.Execute()
     except RuntimeError as error:
         raise SegmentWithSAM2Error(f"cannot read the DICOM series in {folder}: {str(error).strip()}") from error
+    check_dicom_spacing(reader, folder)
     return image, _dicom_metadata(reader)
 
 
