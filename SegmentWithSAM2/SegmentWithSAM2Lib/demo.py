@@ -25,6 +25,7 @@ class DemoResult:
 def run_demo(output_dir, model, on_progress=None) -> DemoResult:
     """Write the sample and its prompts into ``output_dir``, segment it with ``model``, score it."""
     from . import api
+    from .io.atomic import write_text_atomic
     from .io.labelmaps import write_labelmap
     from .synthetic import demo_ct
 
@@ -33,7 +34,7 @@ def run_demo(output_dir, model, on_progress=None) -> DemoResult:
     volume, truth = demo_ct()
     prompts = in_ras(middle_slice_box(truth, 1, name="organ", color=(0.9, 0.5, 0.1)), volume)
     write_labelmap(volume.array, volume, out / "sample_ct.nrrd")
-    (out / "prompts.json").write_text(json.dumps(prompts, indent=2))
+    write_text_atomic(out / "prompts.json", json.dumps(prompts, indent=2))
     result = api.segment(model, volume, prompts, window="soft-tissue", on_progress=on_progress)
     api.write_result(result, out / "sample_ct_seg.nii.gz", overwrite=True)  # the demo's own folder
     save_overlay(volume, result.labelmap, truth, out / "overlay.png")

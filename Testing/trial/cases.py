@@ -33,6 +33,7 @@ class Case:
     status: int = 1  # the exit status expected (0 for a case that must now recover)
     before: list = field(default_factory=list)  # command lines run first (they must succeed)
     check: object = None  # a callable asserting what must hold afterwards
+    read_only: Path | None = None  # a folder mounted read-only (in a mount namespace of the child's own)
 
 
 def ct_volume(folder: Path, name="ct.nrrd", shape=(8, 48, 48), direction=None) -> Path:
@@ -50,7 +51,7 @@ def ct_volume(folder: Path, name="ct.nrrd", shape=(8, 48, 48), direction=None) -
 def prompt_file(folder: Path, objects=None, name="prompts.json", **extra) -> Path:
     objects = objects if objects is not None else [{"name": "organ", "points": [{"position": [22, 24, 4]}]}]
     path = folder / name
-    path.write_text(json.dumps({"space": "IJK", "objects": objects, **extra}, ensure_ascii=False))
+    path.write_text(json.dumps({"space": "IJK", "objects": objects, **extra}, ensure_ascii=False), encoding="utf-8")
     return path
 
 
@@ -92,8 +93,10 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def run_cli(argv, file_size_limit=None) -> tuple[int, str]:
+def run_cli(argv, file_size_limit=None, read_only=None) -> tuple[int, str]:
     """(exit status, stderr) of ``segment-with-sam2 ARGV``."""
+    if read_only is not None:
+        return _run_on_read_only_folder(argv, read_only)
     if file_size_limit is None:
         import contextlib
         import io
@@ -117,3 +120,15 @@ def run_cli(argv, file_size_limit=None) -> tuple[int, str]:
 def _limit_file_size(limit: int) -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+def _run_on_read_only_folder(argv, folder: Path) -> tuple[int, str]:
+    """The command in a child whose ``folder`` is a read-only file system: ``unshare`` gives it a
+    mount namespace of its own (as an unprivileged user too), so nothing outside it sees the mount."""
+    import shlex
+
+    command = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "SegmentWithSAM2Lib.cli", *argv])
+    script = f"mount -t tmpfs -o ro,size=1m tmpfs {shlex.quote(str(folder))} && exec {command}"
+    child = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, encoding="utf-8",
+                           errors="replace", timeout=600, env=dict(os.environ, PYTHONIOENCODING="utf-8"))
+    return child.returncode, child.stderr

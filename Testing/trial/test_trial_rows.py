@@ -373,6 +373,15 @@ def _(tmp, env):
     return case
 
 
+@row("081 output on a read-only file system")
+def _(tmp, env):
+    (tmp / "readonly").mkdir()
+    case = segment_case(tmp, output="readonly/out.nii.gz",
+                        message=r"cannot write .*readonly/out\.nii\.gz: its folder is read-only; choose another output")
+    case.read_only = tmp / "readonly"
+    return case
+
+
 def _shipped_copy(tmp, env, replace=False, delete=False):
     """A copy of the project's catalogue whose micro.pt is replaced or deleted (the project's own is untouched)."""
     import shutil
@@ -420,7 +429,7 @@ def _run(case, monkeypatch):
             write(*args, **kwargs)
             os.kill(os.getpid(), signal.SIGTERM)
         monkeypatch.setattr(SimpleITK, "WriteImage", write_then_terminate)
-    return run_cli(case.argv, case.file_size_limit)
+    return run_cli(case.argv, case.file_size_limit, case.read_only)
 
 
 class Env:

@@ -45,9 +45,11 @@ def run(args) -> int:
     print(table)
     if args.report:
         report = Path(args.report)
-        report.write_text(json.dumps({"model": model.model_id, "weights": model.weights, "protocol": args.protocol,
-                                      "machine": machine, "rows": rows}, indent=2))
-        report.with_suffix(".md").write_text(table + "\n", encoding="utf-8")
+        from ..io.atomic import write_text_atomic
+
+        write_text_atomic(report, json.dumps({"model": model.model_id, "weights": model.weights,
+                                              "protocol": args.protocol, "machine": machine, "rows": rows}, indent=2))
+        write_text_atomic(report.with_suffix(".md"), table + "\n")
     return 0
 
 

@@ -19,6 +19,7 @@ import torch
 
 from ..core.adapters import FORMAT_VERSION, Adapter
 from ..errors import CheckpointError, SegmentWithSAM2Error
+from .atomic import write_atomic, write_text_atomic
 
 CHUNK = 1 << 20
 _SHOWN = 5
@@ -82,8 +83,8 @@ def save_adapter(adapter: Adapter, path) -> Path:
     tensors = {}
     for name, (a, b) in adapter.weights.items():
         tensors[f"{name}.lora_A"], tensors[f"{name}.lora_B"] = a.contiguous(), b.contiguous()
-    save_file(tensors, str(path))
-    path.with_suffix(".json").write_text(json.dumps(adapter.manifest(), indent=2))
+    write_atomic(path, lambda temporary: save_file(tensors, str(temporary)))
+    write_text_atomic(path.with_suffix(".json"), json.dumps(adapter.manifest(), indent=2))
     return path
 
 

@@ -27,9 +27,11 @@ def check_nifti_complete(path: Path) -> None:
             header = f.read(540)
             expected = _nifti_length(header)
             actual = len(header) + sum(len(block) for block in iter(lambda: f.read(1 << 22), b""))
-    except (EOFError, OSError, zlib.error) as error:
+    except (EOFError, zlib.error) as error:  # the compressed stream ends early, or breaks off
         raise SegmentWithSAM2Error(f"{path} is cut short or damaged ({error}); it was not read: copy or download "
                                    "it again") from error
+    except OSError:  # not gzip at all, unreadable: SimpleITK says what it is
+        return
     if expected is not None and actual < expected:
         raise SegmentWithSAM2Error(f"{path} is cut short: its header promises {expected} bytes, the file holds "
                                    f"{actual}; it was not read (a partial copy or download?)")

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..core.adapters import attach_trainable, detach_trained, new_adapter
 from ..core.model import LoadedModel
 from ..errors import Remedy, SegmentWithSAM2Error
 from ..options import TRAINING_MODES, look_up
+from ..io.atomic import save_torch_atomic, write_text_atomic
 from .clips import PromptSampling, sample_clip
 from .evaluation import validator
 from .surgery import freeze, named_modules
@@ -83,7 +83,7 @@ def train_model(model: LoadedModel, data: TrainingData, config: TrainConfig, out
         from ..io.checkpoints import save_adapter
 
         return save_adapter(detach_trained(predictor, adapter), output / "adapter")
-    torch.save({"model": predictor.state_dict()}, output / "model.pt")
+    save_torch_atomic({"model": predictor.state_dict()}, output / "model.pt")
     return output / "model.pt"
 
 
@@ -122,4 +122,4 @@ def _write_manifest(path: Path, model, data, config) -> None:
     settings["freeze"] = list(config.freeze)
     record = {"model": model.model_id, "config": model.config.name, "weights": model.weights,
               "precision": model.precision, "data": data.description, "settings": settings}
-    path.write_text(json.dumps(record, indent=2, default=lambda v: v.item() if isinstance(v, np.generic) else str(v)))
+    write_text_atomic(path, json.dumps(record, indent=2, default=lambda v: v.item() if isinstance(v, np.generic) else str(v)))

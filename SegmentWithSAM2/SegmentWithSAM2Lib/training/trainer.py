@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..io.atomic import save_torch_atomic
 from .losses import frame_loss
 
 
@@ -144,8 +145,8 @@ def train(model, next_clip, settings: TrainSettings, output: Path, validate=None
                 model.train()
             log(message)
             recent = []
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                        "rng": rng.bit_generator.state}, output / "last.pt")
+            save_torch_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                               "rng": rng.bit_generator.state}, output / "last.pt")
     model.eval()
     return step
 
