@@ -170,34 +170,17 @@ def _(tmp, env):
                 message=r"micro.* ships with the project but .*micro\.pt is missing.*restore", outputs=[out])
 
 
-@row("117 --range -3:5")
-def _(tmp, env):
-    return segment_case(tmp, options=["--range", "-3:5"], message=r"range -3:5 is not within slices 0:7")
-
-
-@row("121 --window inf,100")
-def _(tmp, env):
-    return segment_case(tmp, options=["--window", "inf,100"], message=r"window centre and width must be finite")
-
-
-@row("121 --window 1e309,5")
-def _(tmp, env):
-    return segment_case(tmp, options=["--window", "1e309,5"], message=r"window centre and width must be finite")
-
-
-@row("123 --stop-after 0")
-def _(tmp, env):
-    return segment_case(tmp, options=["--stop-after", "0"], message=r"--stop-after: must be a whole number .* at least 1")
-
-
-@row("123 --stop-after -2")
-def _(tmp, env):
-    return segment_case(tmp, options=["--stop-after=-2"], message=r"--stop-after: must be a whole number .* at least 1")
-
-
-@row("125 --precision fp16 on the CPU")
-def _(tmp, env):
-    return segment_case(tmp, options=["--precision", "fp16"], message=r"fp16 does not run on the CPU.*--precision bf16 or fp32")
+# rows that are one `segment` option each: (options, the message)
+OPTION_ROWS = {
+    "117 --range -3:5": (["--range", "-3:5"], r"range -3:5 is not within slices 0:7"),
+    "121 --window inf,100": (["--window", "inf,100"], r"window centre and width must be finite"),
+    "121 --window 1e309,5": (["--window", "1e309,5"], r"window centre and width must be finite"),
+    "123 --stop-after 0": (["--stop-after", "0"], r"--stop-after: must be a whole number .* at least 1"),
+    "123 --stop-after -2": (["--stop-after=-2"], r"--stop-after: must be a whole number .* at least 1"),
+    "125 --precision fp16 on the CPU": (["--precision", "fp16"], r"fp16 does not run on the CPU.*--precision bf16 or fp32"),
+}
+for _name, (_options, _message) in OPTION_ROWS.items():
+    row(_name)(lambda tmp, env, options=_options, message=_message: segment_case(tmp, options=options, message=message))
 
 
 @row("132 previous= from another volume")
