@@ -64,6 +64,9 @@ class SlicePlan:
 
 def plan_slices(volume: Volume, axis: str = "auto") -> SlicePlan:
     look_up(axis, AXES, "slice axis")
+    singletons = [n for n, size in enumerate(volume.shape_ijk) if size == 1]
+    if axis == "auto" and len(singletons) == 1:
+        axis = "ijk"[singletons[0]]  # a 2D image is its one slice, whichever way it faces (not 1-px slices)
     dirs = volume.directions
     if axis in ("i", "j", "k"):
         slice_axis = "ijk".index(axis)

@@ -22,12 +22,26 @@ def points_of(node, positive: bool | None = None) -> list[dict]:
         return []
     points = []
     for index in range(node.GetNumberOfControlPoints()):
+        if not placed(node, index):
+            continue
         position = [0.0, 0.0, 0.0]
         node.GetNthControlPointPositionWorld(index, position)
         is_positive = positive if positive is not None else \
             not node.GetNthControlPointLabel(index).startswith(NEGATIVE_PREFIX)
         points.append({"position": position, "positive": bool(is_positive)})
     return points
+
+
+def placed(node, index: int) -> bool:
+    """A control point the user sees: its position defined (not being placed, not cleared) and
+    not hidden (D26)."""
+    return (node.GetNthControlPointPositionStatus(index) == node.PositionDefined
+            and bool(node.GetNthControlPointVisibility(index)))
+
+
+def roi_is_placed(roi_node) -> bool:
+    """An ROI with a box to use: after "Clear" or an unfinished placement it has none (D9)."""
+    return roi_node.GetNumberOfControlPoints() > 0 and bool(roi_node.GetControlPointPlacementComplete())
 
 
 def box_of(roi_node) -> dict:
@@ -49,7 +63,7 @@ def object_prompts(name, label, color, positive=None, negative=None, rois=(), ma
     """One object's prompts from markups nodes (and mask prompts already on the volume grid)."""
     points = points_of(positive, None if negative is None else True) + points_of(negative, False)
     obj = {"name": name, "label": label, "color": list(color), "points": points,
-           "boxes": [box_of(roi) for roi in rois if roi is not None], "masks": list(masks)}
+           "boxes": [box_of(roi) for roi in rois if roi is not None and roi_is_placed(roi)], "masks": list(masks)}
     if not obj["points"] and not obj["boxes"] and not obj["masks"]:
         raise SegmentWithSAM2Error(f"no prompts for {name!r}: place points, a box (ROI) or choose a mask segment")
     return obj

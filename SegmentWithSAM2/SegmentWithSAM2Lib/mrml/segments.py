@@ -44,7 +44,9 @@ def segment_array(segmentation_node, segment_id: str, volume: Volume) -> np.ndar
     from vtk.util import numpy_support
 
     source = slicer.vtkOrientedImageData()
-    slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentBinaryLabelmapRepresentation(segmentation_node, segment_id, source)
+    # in the node's own coordinates (False: no parent transform), like the reference grid below (D8)
+    slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentBinaryLabelmapRepresentation(segmentation_node, segment_id,
+                                                                                   source, False)
     if source.GetPointData().GetScalars() is None or source.IsEmpty():
         return np.zeros(volume.array.shape, dtype=bool)
     reference = oriented_image(np.zeros(volume.array.shape, np.uint8), _grid_in(segmentation_node, volume))
@@ -62,6 +64,8 @@ def write_segment(segmentation_node, volume_node, volume: Volume, mask: np.ndarr
 
     look_up(overlap, OVERLAPS, "overlap policy")
     ensure_converter_rules()
+    if segmentation_node.GetDisplayNode() is None:  # a node made by a node selector has none: invisible (D3)
+        segmentation_node.CreateDefaultDisplayNodes()
     segmentation = segmentation_node.GetSegmentation()
     if segment_id is not None and segmentation.GetSegment(segment_id) is None:
         raise SegmentWithSAM2Error(f"segment {segment_id!r} is not in {segmentation_node.GetName()}")
