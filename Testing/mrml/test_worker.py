@@ -225,6 +225,26 @@ def test_finishing_writes_one_segment_equal_to_the_result(scene, worker):
     assert written.any() and outcome.message == "wrote 1 segment(s)"
 
 
+def test_d4_a_preview_then_a_propagation_replace_one_segment_in_place(scene, worker):
+    scene, volume_node, segmentation = scene
+    other = np.zeros(volume_node.GetImageData().GetDimensions()[::-1], bool)
+    other[0, :4, :4] = True  # a segment the user drew: it must stay as it is
+    write_segment(segmentation, volume_node, volume_from_node(volume_node), other, name="drawn", color=(0, 0, 1))
+    values = dict(FAST, segment_name="lesion", overlap="keep_others")
+    preview = ended(worker.submit(*segment_request(volume_node, segmentation, point_prompts(), preview_slice=8,
+                                                   **values)))
+    first = worker.finish(preview).segment_ids
+    run = ended(worker.submit(*segment_request(volume_node, segmentation, point_prompts(), **values)))
+    second = worker.finish(run).segment_ids
+    names = [segmentation.GetSegmentation().GetNthSegment(n).GetName()
+             for n in range(segmentation.GetSegmentation().GetNumberOfSegments())]
+    assert first == second and sorted(names) == ["drawn", "lesion"]  # was ['drawn', 'lesion', 'lesion']
+    volume = volume_from_node(volume_node)
+    np.testing.assert_array_equal(segment_array(segmentation, second[0], volume), run.result.labelmap == 1)
+    drawn = segmentation.GetSegmentation().GetSegmentIdBySegmentName("drawn")
+    np.testing.assert_array_equal(segment_array(segmentation, drawn, volume), other)
+
+
 def test_finishing_creates_a_visible_segmentation_only_while_the_volume_is_in_the_scene(scene, worker):
     scene, volume_node, _ = scene
     request, target = segment_request(volume_node, None, point_prompts(), **FAST)

@@ -179,7 +179,7 @@ class Worker:
             segmentation_node.CreateDefaultDisplayNodes()  # else the result is invisible
         r = job.request
         ids = write_segments(job.result, volume_node, segmentation_node, r.prompts,
-                             {1: r.segment_id} if r.segment_id else None, r.overlap)
+                             _replaced_segments(segmentation_node, r), r.overlap)
         return Outcome(f"wrote {len(ids)} segment(s)", tuple(ids), segmentation_node)
 
     def run(self, request, target=None, on_progress=None, should_cancel=None, poll: float = 0.05) -> Outcome:
@@ -197,3 +197,11 @@ class Worker:
         if job.status is Status.CANCELLED:
             raise Cancelled(job.message)
         return self.finish(job)
+
+
+def _replaced_segments(segmentation_node, request: SegmentRequest) -> dict | None:
+    """The segment a run writes: the one asked for, else the segment of that name, so that a
+    preview, a propagation and a re-propagation replace one segment in place (D4)."""
+    segment_id = request.segment_id or segmentation_node.GetSegmentation().GetSegmentIdBySegmentName(
+        request.segment_name)
+    return {1: segment_id} if segment_id else None
