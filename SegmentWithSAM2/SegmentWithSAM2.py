@@ -6,6 +6,7 @@ one persistent thread runs the model; MRML nodes are only touched on the main th
 """
 
 import os
+import sys
 from typing import Annotated
 
 import qt
@@ -18,6 +19,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
 from slicer.util import VTKObservationMixin
 
 from SegmentWithSAM2Lib.mrml.jobs import DownloadRequest, SegmentRequest, Status, describe, segment_request
+from SegmentWithSAM2Lib.mrml.slicer_version import unsupported
 from SegmentWithSAM2Lib.mrml.volumes import volume_from_node
 from SegmentWithSAM2Lib.mrml.worker import Worker
 from SegmentWithSAM2Lib.options import AXES, DEFAULT_MODEL, DEVICES, DIRECTIONS, OVERLAPS
@@ -74,6 +76,10 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
+        tooOld = unsupported((slicer.app.majorVersion, slicer.app.minorVersion), sys.version_info)
+        if tooOld:  # sam2 cannot be installed here: say so in the panel instead of failing later
+            self.layout.addWidget(qt.QLabel(tooOld, wordWrap=True))
+            return
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/SegmentWithSAM2.ui"))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
@@ -105,7 +111,8 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.shutdown()
 
     def enter(self):
-        self.initializeParameterNode()
+        if self.logic is not None:  # None: this Slicer is too old, and the panel says so
+            self.initializeParameterNode()
 
     def exit(self):
         if self._parameterNode:
