@@ -158,9 +158,9 @@ def test_a_segment_on_a_slice_is_a_mask_prompt(scene, medsam2_random):
         segment_as_mask_prompt(segmentation, "nope", volume, 2)
 
 
-def test_a_segmentation_with_another_reference_geometry_gets_the_segment_on_the_volume_grid(scene):
-    """Documented behaviour: the segment is stored exactly on the input volume's grid; the
-    segmentation's (coarser) reference geometry is left as it was, not used to resample."""
+def test_a_segmentation_with_another_reference_geometry_stores_the_segment_on_it(scene):
+    """As the Segment Editor does (issue 16, D7): the mask is resampled (nearest neighbour) onto the
+    segmentation's own reference geometry, which is left as it was; other segments then never are."""
     scene, volume_node, segmentation = scene
     coarse = add_volume(scene, np.zeros((3, 16, 20), np.int16), np.diag([1.4, 2.2, 5.0, 1.0]), name="coarse")
     segmentation.SetReferenceImageGeometryParameterFromVolumeNode(coarse)
@@ -169,5 +169,17 @@ def test_a_segmentation_with_another_reference_geometry_gets_the_segment_on_the_
     mask = np.zeros(SHAPE, bool)
     mask[1:4, 8:24, 10:30] = True
     segment_id = write_segment(segmentation, volume_node, volume, mask, name="x", color=(1, 0, 0))
-    np.testing.assert_array_equal(exported_labelmap(scene, segmentation, [segment_id], volume_node) > 0, mask)
+    stored = slicer.vtkOrientedImageData()
+    slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentBinaryLabelmapRepresentation(segmentation, segment_id, stored,
+                                                                                   False)
+    lattice = vtk.vtkMatrix4x4()
+    stored.GetImageToWorldMatrix(lattice)
+    np.testing.assert_allclose([[lattice.GetElement(r, c) for c in range(4)] for r in range(4)],
+                               np.diag([1.4, 2.2, 5.0, 1.0]), atol=1e-9)  # the coarse grid, not the volume's
+    on_coarse = exported_labelmap(scene, segmentation, [segment_id], coarse) > 0
+    def centre(m, ijk_to_ras):  # world RAS centroid of a [k, j, i] mask
+        return (ijk_to_ras @ np.append(np.argwhere(m)[:, ::-1].mean(axis=0), 1.0))[:3]
+    assert on_coarse.any()
+    np.testing.assert_allclose(centre(on_coarse, np.diag([1.4, 2.2, 5.0, 1.0])), centre(mask, volume.ijk_to_ras),
+                               atol=2.5)  # within a coarse voxel
     assert segmentation.GetSegmentation().GetConversionParameter("Reference image geometry") == before

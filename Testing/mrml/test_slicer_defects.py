@@ -77,3 +77,63 @@ def test_d19_a_2d_image_is_one_slice_whichever_way_it_faces():
     assert (sagittal.num_slices, sagittal.slice_shape, sagittal.view) == (1, (64, 64), "sagittal")
     assert plan_slices(Volume(np.zeros((1, 512, 512), np.int16), np.diag([0.7, 0.7, 5.0, 1])), "auto").num_slices == 1
     assert plan_slices(Volume(np.zeros((1, 300, 250), np.int16), coronal), "axial").num_slices == 300  # asked for
+
+
+def test_d16_positive_points_green_negative_red():
+    from SegmentWithSAM2Lib.mrml.markups import NEGATIVE_COLOR, POSITIVE_COLOR, style_prompt_points
+
+    scene, _ = scene_with_volume()
+    positive, negative = (scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode") for _ in range(2))
+    style_prompt_points(positive, True)
+    style_prompt_points(negative, False)
+    assert np.allclose(positive.GetDisplayNode().GetSelectedColor(), POSITIVE_COLOR)
+    assert np.allclose(negative.GetDisplayNode().GetSelectedColor(), NEGATIVE_COLOR)
+    assert POSITIVE_COLOR != NEGATIVE_COLOR
+
+
+def test_d15_this_slice_is_where_the_user_placed_the_last_prompt():
+    from SegmentWithSAM2Lib.mrml.markups import LastPlacedPoint
+    from SegmentWithSAM2Lib.mrml.pipeline import slice_index_at
+
+    scene, volume_node = scene_with_volume()
+    positive, negative = (scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode") for _ in range(2))
+    last = LastPlacedPoint()
+    for node in (positive, negative, None):
+        last.watch(node)
+    assert last.position() is None
+    positive.AddControlPoint(vtk.vtkVector3d(10.0, 16.0, 2.0))
+    negative.AddControlPoint(vtk.vtkVector3d(30.0, 16.0, 6.0))  # placed last, in a coronal view say
+    volume = volume_from_node(volume_node)
+    assert last.position() == [30.0, 16.0, 6.0]
+    assert slice_index_at(volume, "axial", last.position()) == 3 and slice_index_at(volume, "coronal", last.position()) == 16
+    positive.AddControlPoint(vtk.vtkVector3d(12.0, 20.0, 8.0))
+    assert last.position() == [12.0, 20.0, 8.0]
+    negative.SetNthControlPointPosition(0, 31.0, 17.0, 4.0)  # moved
+    assert last.position() == [31.0, 17.0, 4.0]
+    last.forget()
+    positive.AddControlPoint(vtk.vtkVector3d(1.0, 1.0, 1.0))
+    assert last.position() is None
+
+
+def test_d7_other_segments_are_never_resampled_by_a_write_on_another_grid():
+    from SegmentWithSAM2Lib.mrml.segments import ensure_converter_rules, oriented_image
+
+    scene = slicer.vtkMRMLScene()  # the review's t_sharedlayer.py
+    coarse = add_volume(scene, np.zeros((4, 20, 20), np.int16), np.diag([2.0, 2.0, 3.0, 1.0]), name="coarse")
+    reference = add_volume(scene, np.zeros((12, 80, 80), np.int16), np.diag([0.5, 0.5, 1.0, 1.0]), name="ref")
+    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+    segmentation.SetReferenceImageGeometryParameterFromVolumeNode(reference)
+    ensure_converter_rules()
+    ring = np.zeros((12, 80, 80), np.uint8)
+    ring[2:10, 20:60, 20:22] = 1  # painted 0.5 mm wide on the reference grid
+    painted = segmentation.GetSegmentation().AddEmptySegment("", "painted", [0, 1, 0])
+    image = oriented_image(ring, np.diag([0.5, 0.5, 1.0, 1.0]))
+    logic = slicer.vtkSlicerSegmentationsModuleLogic
+    logic.SetBinaryLabelmapToSegment(image, segmentation, painted, logic.MODE_REPLACE, image.GetExtent(), False, [])
+    before = exported_labelmap(scene, segmentation, [painted], reference) > 0
+    mask = np.zeros((4, 20, 20), bool)
+    mask[1:3, 2:5, 15:18] = True
+    written = write_segment(segmentation, coarse, volume_from_node(coarse), mask, name="sam", color=(1, 0, 0))
+    after = exported_labelmap(scene, segmentation, [painted], reference) > 0
+    assert before.sum() == 640 and np.array_equal(before, after)  # was 640 -> 1476 voxels
+    assert np.array_equal(exported_labelmap(scene, segmentation, [written], coarse) > 0, mask)  # SAM2's mask in place

@@ -67,3 +67,49 @@ def object_prompts(name, label, color, positive=None, negative=None, rois=(), ma
     if not obj["points"] and not obj["boxes"] and not obj["masks"]:
         raise SegmentWithSAM2Error(f"no prompts for {name!r}: place points, a box (ROI) or choose a mask segment")
     return obj
+
+
+POSITIVE_COLOR, NEGATIVE_COLOR = (0.1, 0.8, 0.1), (0.9, 0.1, 0.1)
+
+
+def style_prompt_points(node, positive: bool) -> None:
+    """Positive points green, negative red, so the two lists are told apart at a glance (D16)."""
+    if node.GetDisplayNode() is None:
+        node.CreateDefaultDisplayNodes()
+    display = node.GetDisplayNode()
+    color = POSITIVE_COLOR if positive else NEGATIVE_COLOR
+    display.SetSelectedColor(*color)
+    display.SetColor(*color)
+
+
+class LastPlacedPoint:
+    """The prompt point the user placed (or moved) last, from MRML's point events: "this slice" is
+    the one through it, whichever slice view it was placed in (D15).  Main thread only."""
+
+    def __init__(self):
+        self.node, self._tags = None, {}
+
+    def watch(self, node) -> None:
+        if node is not None and node not in self._tags:
+            events = (node.PointPositionDefinedEvent, node.PointModifiedEvent)
+            self._tags[node] = [node.AddObserver(event, self._placed) for event in events]
+
+    def forget(self) -> None:
+        """Stop watching (scene closed): nothing of a previous scene is used in the next."""
+        for node, tags in self._tags.items():
+            for tag in tags:
+                node.RemoveObserver(tag)
+        self.node, self._tags = None, {}
+
+    def _placed(self, caller, _event) -> None:
+        self.node = caller
+
+    def position(self) -> list | None:
+        """World position of the last placed point of the node touched last, or None."""
+        node = self.node
+        indices = [i for i in range(node.GetNumberOfControlPoints()) if placed(node, i)] if node is not None else []
+        if not indices:
+            return None
+        position = [0.0, 0.0, 0.0]
+        node.GetNthControlPointPositionWorld(indices[-1], position)
+        return position

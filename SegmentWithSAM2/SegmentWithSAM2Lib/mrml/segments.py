@@ -78,7 +78,7 @@ def write_segment(segmentation_node, volume_node, volume: Volume, mask: np.ndarr
         segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(volume_node)
     if segment_id is None:
         segment_id = segmentation.AddEmptySegment("", name, list(color))
-    image = oriented_image(mask, _grid_in(segmentation_node, volume))
+    image = _on_reference_grid(segmentation_node, oriented_image(mask, _grid_in(segmentation_node, volume)))
     logic = slicer.vtkSlicerSegmentationsModuleLogic
     overwritten = others if overlap == "overwrite" else []
     if not logic.SetBinaryLabelmapToSegment(image, segmentation_node, segment_id, logic.MODE_REPLACE,
@@ -90,6 +90,35 @@ def write_segment(segmentation_node, volume_node, volume: Volume, mask: np.ndarr
     for key, value in (tags or {}).items():
         segment.SetTag(TAG_PREFIX + key, json.dumps(value))
     return segment_id
+
+
+def _on_reference_grid(segmentation_node, image):
+    """The mask resampled (nearest neighbour) onto the segmentation's own reference geometry, as
+    the Segment Editor does: segments share labelmap layers, and a mask on another lattice would
+    make Slicer resample the whole shared layer, and so every other segment, onto it (D7;
+    vtkSegmentationModifier::AppendLabelmapToSegment).  The identity when the lattices agree."""
+    import slicer
+
+    geometry = segmentation_node.GetSegmentation().GetConversionParameter(
+        slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName())
+    reference = slicer.vtkOrientedImageData()
+    if not geometry or not slicer.vtkSegmentationConverter.DeserializeImageGeometry(geometry, reference, False):
+        return image
+    if _same_lattice(image, reference):
+        return image
+    resampled = slicer.vtkOrientedImageData()
+    slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(image, reference, resampled,
+                                                                                      False, True)
+    return resampled
+
+
+def _same_lattice(a, b) -> bool:
+    import vtk
+
+    ma, mb = vtk.vtkMatrix4x4(), vtk.vtkMatrix4x4()
+    a.GetImageToWorldMatrix(ma)
+    b.GetImageToWorldMatrix(mb)
+    return all(abs(ma.GetElement(r, c) - mb.GetElement(r, c)) < 1e-6 for r in range(4) for c in range(4))
 
 
 def ensure_converter_rules() -> None:
