@@ -79,3 +79,26 @@ def test_the_module_leaves_threads_and_model_work_to_the_worker():
     assert not imported & {"threading", "concurrent.futures", "run_engine", "VolumeSession", "load_model"}
     assert not names & {"ThreadPoolExecutor", "Thread", "run_engine", "VolumeSession", "SegmentWithSAM2Job"}
     assert {"Worker", "segment_request", "describe"} <= imported
+
+
+def test_d13_the_range_fields_are_bounded_so_whole_volume_shows():
+    tree = ast.parse(MODULE.read_text())
+    node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "SegmentWithSAM2ParameterNode")
+    annotations = {s.target.id: ast.unparse(s.annotation) for s in node.body if isinstance(s, ast.AnnAssign)}
+    assert annotations["rangeFirst"] == annotations["rangeLast"] == "Annotated[int, WithinRange(-1, 100000)]"
+
+
+def test_d24_the_input_list_hides_volumes_that_would_be_refused():
+    tree = ElementTree.parse(UI)
+    selector = next(w for w in tree.iter("widget") if w.get("name") == "inputVolumeSelector")
+    hidden = [s.text for p in selector.findall("property") if p.get("name") == "hideChildNodeTypes"
+              for s in p.iter("string")]
+    assert hidden == ["vtkMRMLLabelMapVolumeNode", "vtkMRMLVectorVolumeNode"]
+
+
+def test_d11_model_zoo_with_micro_weights_reaches_build_tree_and_install():
+    cmake = (MODULE_DIR / "CMakeLists.txt").read_text()
+    assert re.search(r"file\(COPY \$\{CMAKE_CURRENT_SOURCE_DIR\}/\.\./model_zoo\s+DESTINATION \$\{CMAKE_BINARY_DIR\}", cmake)
+    assert cmake.count('PATTERN "*.pt"') == 2 and cmake.count('PATTERN "*.json"') == 2
+    top = (MODULE_DIR.parent / "CMakeLists.txt").read_text()
+    assert 'VERSION_LESS "5.10"' in top and "Requires 3D Slicer 5.10 or later" in top
