@@ -73,9 +73,6 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._job = None
         self._maskPrompts = []  # segments used as mask prompts, each on one slice
         self._lastPoint = LastPlacedPoint()  # where "this slice" is
-        self._timer = qt.QTimer()
-        self._timer.setInterval(50)  # each tick waits 40 ms for the worker (pollJob)
-        self._timer.timeout.connect(self.pollJob)
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -214,21 +211,32 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._job = job
         self.ui.progressBar.setValue(0)
         self.ui.cancelButton.enabled = True
-        self._timer.start()
+        self._pump(job)
+        self._finishJob(job)
 
-    def pollJob(self):
-        """Main thread: show progress; when the job has ended, finish it (write segments ...)."""
-        # a short GIL-releasing wait: while Slicer sits in its C++ event loop it holds the GIL, and
-        # the worker runs only while this waits (see mrml/worker.py)
-        self._job.wait(0.04)
-        done, total, text = self._job.progress
+    def _pump(self, job):
+        """Wait for the job in 30 ms GIL-releasing waits, pumping Qt events between them (D2).
+
+        CTK starts PythonQt without releasing the GIL (commontk/CTK
+        Libs/Scripting/Python/Core/ctkAbstractPythonManager.cpp, initPythonQt; no Slicer branch calls
+        PyEval_SaveThread), so while Slicer sits in its C++ event loop the main thread holds the GIL
+        and the worker thread gets it only while Python runs here; Event.wait releases it.
+        processEvents keeps the panel live (progress, Cancel, a second click is refused as busy):
+        SlicerNNInteractive's pattern (done_event.wait(0.03) + processEvents)."""
+        while not job.wait(0.03):
+            slicer.app.processEvents()
+            self._showProgress(job)
+        self._showProgress(job)
+
+    def _showProgress(self, job):
+        done, total, text = job.progress
         self.ui.progressBar.setMaximum(max(total, 1))
         self.ui.progressBar.setValue(min(done, max(total, 1)))
         self.ui.statusLabel.text = text
-        if not self._job.ended:
-            return
-        self._timer.stop()
-        job, self._job = self._job, None
+
+    def _finishJob(self, job):
+        """Main thread, the job ended: write its result (if the scene still holds its nodes)."""
+        self._job = None
         self.ui.cancelButton.enabled = False
         with slicer.util.tryWithErrorDisplay(_("Could not write the result."), waitCursor=True):
             outcome = self.logic.finish(job)
