@@ -13,6 +13,7 @@ import qt
 import slicer
 import vtk
 from slicer.i18n import tr as _
+from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
@@ -30,7 +31,8 @@ class SegmentWithSAM2(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("Segment With SAM2")
-        self.parent.categories = [_("Segmentation")]
+        # the core modules' context, as Slicer's template: a translated UI keeps one "Segmentation" category (D27)
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
         self.parent.contributors = ["SegmentWithSAM2 developers"]
         self.parent.helpText = _(
             "Segment CT, MRI and PET volumes with SAM2, SAM2.1 and MedSAM2: place positive/negative points or "
@@ -88,7 +90,7 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.modelSelector.addItems(self.logic.modelIds())
         self.ui.modelSelector.currentTextChanged.connect(lambda text: setattr(self._parameterNode, "model", text))
         self.ui.segmentSliceButton.clicked.connect(lambda: self.onRun(thisSliceOnly=True))
-        self.ui.propagateButton.clicked.connect(lambda: self.onRun(direction="both"))
+        self.ui.propagateButton.clicked.connect(lambda: self.onRun())  # the Direction setting (D25)
         self.ui.propagateUpButton.clicked.connect(lambda: self.onRun(direction="forward"))
         self.ui.propagateDownButton.clicked.connect(lambda: self.onRun(direction="backward"))
         self.ui.repropagateButton.clicked.connect(lambda: self.onRun(fromThisSlice=True))
@@ -188,7 +190,7 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         setattr(self._parameterNode, field, self.currentSliceIndex())
 
     def onRun(self, direction=None, thisSliceOnly=False, fromThisSlice=False):
-        if self._job is not None or not self.logic.ensureDependencies():
+        if self._busy() or not self.logic.ensureDependencies():
             return
         # thisSliceOnly: a 2D preview from this slice's prompts alone, no propagation.
         # fromThisSlice: clicks placed on this slice correct the last result's mask there, and the
@@ -203,9 +205,16 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onDownload(self):
         """Fetch the selected registry model into the cache, with progress and Cancel."""
-        if self._job is not None or not self.logic.ensureDependencies():
+        if self._busy() or not self.logic.ensureDependencies():
             return
         self._startJob(self.logic.startDownload(self._parameterNode.model))
+
+    def _busy(self) -> bool:
+        """A job is running: say so instead of ignoring the click (D23)."""
+        if self._job is not None:
+            self.ui.statusLabel.text = _("Busy: {text} (press Cancel to stop it first)").format(
+                text=self._job.progress[2] or _("a job is running"))
+        return self._job is not None
 
     def _startJob(self, job):
         self._job = job
