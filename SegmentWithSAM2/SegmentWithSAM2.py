@@ -7,6 +7,7 @@ one persistent thread runs the model; MRML nodes are only touched on the main th
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import qt
@@ -280,10 +281,12 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
         return list(load_registry())
 
     def ensureDependencies(self):
-        """Install what is missing, after asking; returns whether everything is importable."""
+        """Install what is missing, after asking; whether everything is importable (errors are shown)."""
         from SegmentWithSAM2Lib.dependencies import ensure_dependencies
 
-        return ensure_dependencies()
+        with slicer.util.tryWithErrorDisplay(_("Installing the Python packages failed."), waitCursor=True):
+            return ensure_dependencies(Path(__file__).resolve().parent / "Resources")
+        return False
 
     def sliceIndexAt(self, volumeNode, axis, rasPoint):
         from SegmentWithSAM2Lib.mrml.pipeline import slice_index_at

@@ -1,52 +1,107 @@
 """Python dependencies inside Slicer: installed on first use, after asking, never at import.
 
-torch comes through Slicer's PyTorch extension (PyTorchUtils), sam2 without its declared
-dependencies (they would pull a CUDA torch and torchvision), the rest pinned through
-``slicer.pydeps.pip_ensure`` (Slicer 5.11+) or ``slicer.util.pip_install``.
+- torch through Slicer's PyTorch extension (PyTorchUtils), at least sam2's own floor;
+- the pinned rest from the module's one requirements file (``Resources/requirements.txt``), through
+  ``slicer.packaging.pip_ensure`` where this Slicer has it, ``slicer.util.pip_install`` otherwise;
+- sam2 from Meta's source archive at the pinned commit (the PyPI upload named sam2 is a third
+  party's), without its declared dependencies (they would pull torchvision and a CUDA torch), then
+  every Python file checked against the SHA-256 manifest of Meta's repository
+  (``Resources/sam2-2b90b9f5.sha256``): an archive that changed is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import importlib.util
 import os
+from pathlib import Path
 
-REQUIREMENTS = ["hydra-core>=1.3.2,<1.4", "iopath>=0.1.10,<0.2", "SimpleITK>=2.3,<3", "slicerio>=1.4,<2",
-                "platformdirs>=3,<5", "filelock>=3.12,<5", "safetensors>=0.4,<0.9"]
-SAM2_REQUIREMENT = "sam2==1.1.0"
-MODULES = ("torch", "sam2", "hydra", "SimpleITK", "slicerio", "platformdirs", "filelock", "safetensors")
+from .errors import SegmentWithSAM2Error
+
+SAM2_COMMIT = "2b90b9f5ceec907a1c18123530e92e794ad901a4"
+SAM2_ARCHIVE = f"https://github.com/facebookresearch/sam2/archive/{SAM2_COMMIT}.zip"
+TORCH_REQUIREMENT = ">=2.5.1"  # sam2 1.1.0's own floor
+MODULES = ("torch", "sam2", "hydra", "omegaconf", "iopath", "scipy", "SimpleITK", "slicerio", "platformdirs",
+           "filelock", "safetensors")
 
 
 def missing_modules() -> list[str]:
     return [name for name in MODULES if importlib.util.find_spec(name) is None]
 
 
-def ensure_dependencies() -> bool:
+def read_requirements(path) -> list[str]:
+    """The requirement lines of a requirements file (comments and blank lines left out)."""
+    lines = (line.split("#", 1)[0].strip() for line in Path(path).read_text().splitlines())
+    return [line for line in lines if line]
+
+
+def sam2_mismatches(manifest, root=None) -> list[str]:
+    """sam2's Python files that are missing, extra or differ from ``manifest`` ("SHA  PATH" lines)."""
+    if root is None:
+        import sam2
+
+        root = Path(sam2.__file__).resolve().parent.parent
+    expected = dict(reversed(line.split()) for line in Path(manifest).read_text().splitlines()
+                    if line.strip() and not line.startswith("#"))
+    found = {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in (Path(root) / "sam2").rglob("*.py")}
+    return sorted(path for path in set(expected) | set(found) if expected.get(path) != found.get(path))
+
+
+def ensure_dependencies(resources: Path) -> bool:
+    """Install what is missing, after asking (Slicer only); True once everything imports.
+    ``resources``: the module's Resources folder (requirements file and sam2 manifest)."""
     import slicer
 
     missing = missing_modules()
     if not missing:
         return True
     if not slicer.util.confirmOkCancelDisplay(
-            f"SegmentWithSAM2 needs these Python packages: {', '.join(missing)}. Install them now?"):
+            f"Segment With SAM2 needs these Python packages: {', '.join(missing)}. Install them now? "
+            "(PyTorch comes through Slicer's PyTorch extension; this takes a few minutes.)"):
         return False
     if "torch" in missing:
+        _install_torch()
+    _install_requirements(resources / "requirements.txt")
+    if "sam2" in missing:
+        _install_sam2(resources / "sam2-2b90b9f5.sha256")
+    importlib.invalidate_caches()  # packages installed while Slicer runs must be found now
+    still = missing_modules()
+    if still:
+        raise SegmentWithSAM2Error(f"still missing after the installation: {', '.join(still)}; see the Python console")
+    return True
+
+
+def _install_torch() -> None:
+    try:
         import PyTorchUtils
+    except ImportError as error:
+        raise SegmentWithSAM2Error("Segment With SAM2 needs Slicer's PyTorch extension: install \"PyTorch\" from the "
+                                   "Extensions Manager, restart Slicer, and run again") from error
+    if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False,
+                                                    torchVersionRequirement=TORCH_REQUIREMENT) is None:
+        raise SegmentWithSAM2Error(f"PyTorch {TORCH_REQUIREMENT} was not installed; see the Python console")
 
-        if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False) is None:
-            return False
-    _pip_ensure(REQUIREMENTS)
-    os.environ["SAM2_BUILD_CUDA"] = "0"
-    slicer.util.pip_install(["--no-deps", "--no-build-isolation", SAM2_REQUIREMENT])
-    return not missing_modules()
 
-
-def _pip_ensure(requirements) -> None:
+def _install_requirements(path: Path) -> None:
     import slicer
 
     try:
-        import slicer.pydeps
-        from packaging.requirements import Requirement
-    except ImportError:  # Slicer before 5.11
-        slicer.util.pip_install(requirements)
+        import slicer.packaging as packaging  # Slicer after April 2026 (commit 2cf12e6)
+    except ImportError:
+        slicer.util.pip_install(read_requirements(path))
         return
-    slicer.pydeps.pip_ensure([Requirement(r) for r in requirements], requester="SegmentWithSAM2")
+    packaging.pip_ensure(packaging.load_requirements(str(path)), requester="SegmentWithSAM2")
+
+
+def _install_sam2(manifest: Path) -> None:
+    import slicer
+
+    os.environ["SAM2_BUILD_CUDA"] = "0"  # sam2's optional CUDA extension needs a compiler Slicer lacks
+    slicer.util.pip_install(["--no-deps", "--no-build-isolation", SAM2_ARCHIVE])
+    importlib.invalidate_caches()
+    wrong = sam2_mismatches(manifest)
+    if wrong:
+        slicer.util.pip_uninstall("sam2")  # never leave code that is not Meta's in Slicer's Python
+        raise SegmentWithSAM2Error(f"the downloaded sam2 is not Meta's commit {SAM2_COMMIT[:8]} ({len(wrong)} files "
+                                   f"differ: {', '.join(wrong[:3])}); it was removed again; nothing else changed")
