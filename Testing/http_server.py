@@ -12,6 +12,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 TRICKLE_CHUNK = 1 << 20
 
 
+def generated_checkpoint(seed=0) -> bytes:
+    """A real checkpoint file's bytes ({"model": state dict}, about 660 kB) to serve."""
+    import io
+
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    buffer = io.BytesIO()
+    torch.save({"model": {f"layer{i}.weight": torch.randn(64, 64, generator=generator) for i in range(40)}}, buffer)
+    return buffer.getvalue()
+
+
 class CheckpointServer:
     def __init__(self, files: dict[str, bytes]):
         self.files = files

@@ -1,13 +1,11 @@
 """Checkpoint downloads against a real HTTP server on 127.0.0.1 (nothing leaves the machine)."""
 
 import hashlib
-import io
 import json
 import multiprocessing
 import shutil
 
 import pytest
-import torch
 
 from SegmentWithSAM2Lib.cli import main
 from SegmentWithSAM2Lib.io.model_zoo import CACHE_ENV, ZOO_ENV, model_zoo_dir
@@ -15,14 +13,7 @@ from SegmentWithSAM2Lib.errors import DownloadError
 from SegmentWithSAM2Lib.io.download import fetch, pinned_hash
 from SegmentWithSAM2Lib.io.model_cache import cache_entry as entry, download_model, remove_model
 
-from http_server import CheckpointServer
-
-
-def generated_checkpoint(seed=0) -> bytes:
-    generator = torch.Generator().manual_seed(seed)
-    buffer = io.BytesIO()
-    torch.save({"model": {f"layer{i}.weight": torch.randn(64, 64, generator=generator) for i in range(40)}}, buffer)
-    return buffer.getvalue()
+from http_server import CheckpointServer, generated_checkpoint
 
 
 CHECKPOINT = generated_checkpoint()

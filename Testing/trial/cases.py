@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from http_server import generated_checkpoint
+
 MODEL = ["--model", "micro", "--device", "cpu"]
 
 
@@ -62,18 +64,7 @@ def segment_case(tmp: Path, output="out.nii.gz", message="", options=(), **promp
                 message=message, inputs=[image, prompt], outputs=[out])
 
 
-def _checkpoint() -> bytes:
-    import io
-
-    import torch
-
-    buffer = io.BytesIO()
-    generator = torch.Generator().manual_seed(0)
-    torch.save({"model": {f"layer{i}.weight": torch.randn(64, 64, generator=generator) for i in range(40)}}, buffer)
-    return buffer.getvalue()
-
-
-CHECKPOINT = _checkpoint()  # a real checkpoint file's bytes (about 660 kB)
+CHECKPOINT = generated_checkpoint()
 
 
 def download_zoo(tmp: Path, env, path: str, sha256_: str | None = None, size=None) -> Path:

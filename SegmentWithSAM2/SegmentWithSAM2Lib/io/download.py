@@ -21,6 +21,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from ..errors import DownloadError, Remedy
+from .atomic import write_text_atomic
 from .checkpoints import sha256_of
 from .transfer import Limits, stream
 
@@ -105,9 +106,7 @@ def pin_hash(target: Path, sha256: str | None) -> None:
             pins.pop(target.name, None)
         else:
             pins[target.name] = sha256
-        temporary = pins_path.with_name(PINS + ".tmp")
-        temporary.write_text(json.dumps(pins, indent=2, sort_keys=True))
-        os.replace(temporary, pins_path)
+        write_text_atomic(pins_path, json.dumps(pins, indent=2, sort_keys=True))
 
 
 def forget(target: Path) -> bool:

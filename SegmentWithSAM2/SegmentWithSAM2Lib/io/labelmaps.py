@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import SimpleITK as sitk
 
 from ..core.volume import Volume
 from ..errors import SegmentWithSAM2Error
+from .atomic import write_atomic
 
 # Single-file formats only: a detached header (.mhd, .nhdr) would point at a data file with the
 # temporary name, left behind beside the result.
@@ -96,23 +96,15 @@ def write_labelmap(labelmap: np.ndarray, volume: Volume, path, objects=(), tags=
     """Write on the volume's exact grid; the file appears complete or not at all (see the module)."""
     path = check_output_path(path, volume, inputs)
     suffix = suffix_of(path)
-    temporary = None
-    try:
-        temporary = _new_file_beside(path, suffix)
-        if suffix == ".seg.nrrd":
-            expected = _write_segmentation(labelmap, volume, temporary, objects, tags or {})
-            _check_segmentation(temporary, expected, path)
-        else:
-            image = image_on_grid(labelmap, volume)
-            sitk.WriteImage(image, temporary, useCompression=True)
-            _check_image(temporary, image, labelmap, path)
-        os.replace(temporary, path)
-    except OSError as error:
-        raise SegmentWithSAM2Error(f"could not write {path}: {error.strerror or error}; nothing was written") from error
-    finally:
-        if temporary is not None and os.path.exists(temporary):
-            os.remove(temporary)
-    return path
+    if suffix == ".seg.nrrd":
+        written = {}
+
+        def write(temporary):
+            written.update(_write_segmentation(labelmap, volume, str(temporary), objects, tags or {}))
+        return write_atomic(path, write, suffix=suffix, check=lambda t: _check_segmentation(str(t), written, path))
+    image = image_on_grid(labelmap, volume)
+    return write_atomic(path, lambda t: sitk.WriteImage(image, str(t), useCompression=True), suffix=suffix,
+                        check=lambda t: _check_image(str(t), image, labelmap, path))
 
 
 def _check_image(temporary: str, image: sitk.Image, labelmap: np.ndarray, path: Path) -> None:
@@ -145,18 +137,6 @@ def _check_segmentation(temporary: str, expected: dict, path: Path) -> None:
     if not same:
         raise SegmentWithSAM2Error(f"could not write {path}: the file does not read back as written (a full disk?); "
                                    "nothing was written")
-
-
-def _new_file_beside(path: Path, suffix: str) -> str:
-    """An empty hidden file next to ``path``, created with the usual permissions (0666 less the umask;
-    ``tempfile.mkstemp`` would make it, and so the result, readable by its owner only)."""
-    while True:
-        candidate = path.parent / f".{path.name}.{secrets.token_hex(4)}{suffix}"
-        try:
-            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            return str(candidate)
-        except FileExistsError:
-            continue
 
 
 def image_on_grid(array: np.ndarray, volume: Volume) -> sitk.Image:

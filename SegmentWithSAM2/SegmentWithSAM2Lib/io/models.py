@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..core.model import LoadedModel, build_model
+from ..core.model import LoadedModel, build_model, pick_device
 from ..errors import CheckpointError, Remedy, SegmentWithSAM2Error
 from .checkpoints import load_adapter, read_state_dict, sha256_of
 from .model_zoo import cached_checkpoint, model_spec, registry_configs, resolve_config
@@ -52,6 +52,4 @@ def _restore(spec, path) -> Remedy:
 
 
 def _on_cpu(device: str) -> bool:
-    from ..core.model import pick_device
-
     return pick_device(device).type == "cpu"
