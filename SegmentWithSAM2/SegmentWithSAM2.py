@@ -22,6 +22,7 @@ from slicer.util import VTKObservationMixin
 
 from SegmentWithSAM2Lib.mrml.jobs import DownloadRequest, SegmentRequest, Status, describe, segment_request
 from SegmentWithSAM2Lib.mrml.markups import LastPlacedPoint, style_prompt_points
+from SegmentWithSAM2Lib.mrml.model_picker import model_choice, model_choices, model_ids
 from SegmentWithSAM2Lib.mrml.slicer_version import unsupported
 from SegmentWithSAM2Lib.mrml.volumes import volume_from_node
 from SegmentWithSAM2Lib.mrml.worker import Worker
@@ -52,7 +53,8 @@ class SegmentWithSAM2ParameterNode:
     negativePoints: slicer.vtkMRMLMarkupsFiducialNode
     box: slicer.vtkMRMLMarkupsROINode
     segmentName: str = "SAM2 segment"
-    model: str = DEFAULT_MODEL
+    # one picker over the registry; its rows are relabelled with each model's state (D14)
+    model: Annotated[str, Choice(model_ids())] = DEFAULT_MODEL
     checkpoint: str = ""
     device: Annotated[str, Choice(list(DEVICES))] = "auto"
     window: str = "display"
@@ -88,8 +90,9 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = SegmentWithSAM2Logic()
-        self.ui.modelSelector.addItems(self.logic.modelIds())
-        self.ui.modelSelector.currentTextChanged.connect(lambda text: setattr(self._parameterNode, "model", text))
+        # the segment selector follows the chosen segmentation; "None" means a new segment (item 6)
+        self.ui.segmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.ui.segmentSelector.setCurrentNode)
+        self.ui.segmentSelector.connect("currentSegmentChanged(QString)", self.onSegmentChosen)
         self.ui.segmentSliceButton.clicked.connect(lambda: self.onRun(thisSliceOnly=True))
         self.ui.propagateButton.clicked.connect(lambda: self.onRun())  # the Direction setting (D25)
         self.ui.propagateUpButton.clicked.connect(lambda: self.onRun(direction="forward"))
@@ -117,6 +120,7 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def enter(self):
         if self.logic is not None:  # None: this Slicer is too old, and the panel says so
             self.initializeParameterNode()
+            self.showModelStates()  # a download from the console or another Slicer meanwhile
 
     def exit(self):
         if self._parameterNode:
@@ -149,6 +153,19 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = parameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.ui.segmentSelector.setCurrentNode(self._parameterNode.segmentation)
+            self.showModelStates()  # connectGui's Choice connector refilled the picker with bare ids
+
+    def showModelStates(self):
+        """Each picker row with its model's state; the rows are the Choice's ids in order, and the
+        connector reads the row index, so relabelling changes nothing it reads
+        (parameterNodeWrapper/guiConnectors.py QComboBoxToStringableConnector, 5.10)."""
+        for row, choice in enumerate(model_choices()):
+            self.ui.modelSelector.setItemText(row, choice.label)
+            self.ui.modelSelector.setItemData(row, choice.tooltip, qt.Qt.ToolTipRole)
+
+    def onSegmentChosen(self, segmentId):
+        self.ui.segmentNameLineEdit.enabled = not segmentId  # the name is for a new segment only
 
     def placeMarkups(self, role, className):
         """Create the prompt node if needed and start placing points in the slice views."""
@@ -164,10 +181,10 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         markupsLogic.StartPlaceMode(role != "box")  # points: keep placing; box: one ROI
 
     def onMaskFromSegment(self):
-        """The segment named in 'Segment name', on the current slice, becomes a mask prompt."""
+        """The chosen segment, on the current slice, becomes a mask prompt."""
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Could not use the segment as a mask prompt.")):
-            segmentId = p.segmentation.GetSegmentation().GetSegmentIdBySegmentName(p.segmentName) if p.segmentation else ""
+            segmentId = self.ui.segmentSelector.currentSegmentID()
             self._maskPrompts.append(self.logic.maskPrompt(p, segmentId, self.currentSliceIndex()))
             self.ui.statusLabel.text = _("{count} mask prompt(s)").format(count=len(self._maskPrompts))
 
@@ -191,7 +208,7 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         setattr(self._parameterNode, field, self.currentSliceIndex())
 
     def onRun(self, direction=None, thisSliceOnly=False, fromThisSlice=False):
-        if self._busy() or not self.logic.ensureDependencies():
+        if self._busy() or not self._installed() or not self._weightsAtHand():
             return
         # thisSliceOnly: a 2D preview from this slice's prompts alone, no propagation.
         # fromThisSlice: clicks placed on this slice correct the last result's mask there, and the
@@ -199,16 +216,40 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         index = self.currentSliceIndex() if thisSliceOnly or fromThisSlice else None
         try:
             self._startJob(self.logic.startSegment(
-                self._parameterNode, direction=direction, previewSlice=index if thisSliceOnly else None,
-                fromSlice=index if fromThisSlice else None, correct=fromThisSlice, masks=self._maskPrompts))
+                self._parameterNode, segmentId=self.ui.segmentSelector.currentSegmentID(), direction=direction,
+                previewSlice=index if thisSliceOnly else None, fromSlice=index if fromThisSlice else None,
+                correct=fromThisSlice, masks=self._maskPrompts))
         except Exception as error:  # bad inputs found on the main thread (no volume, empty prompts ...)
             slicer.util.errorDisplay(_("Could not start segmentation: {message}").format(message=describe(error)))
 
     def onDownload(self):
         """Fetch the selected registry model into the cache, with progress and Cancel."""
-        if self._busy() or not self.logic.ensureDependencies():
+        if self._busy() or not self._installed():
             return
         self._startJob(self.logic.startDownload(self._parameterNode.model))
+
+    def _installed(self) -> bool:
+        """The packages are there, or installed now with each step and pip line shown here."""
+        def onLine(line):
+            self.ui.statusLabel.text = line
+            slicer.app.processEvents()  # the install runs on the main thread: show it now
+
+        def onStep(done, total, text):
+            self._showProgressStep(done, total, text)
+            slicer.app.processEvents()
+
+        return self.logic.ensureDependencies(onStep, onLine)
+
+    def _weightsAtHand(self) -> bool:
+        """The first run of a model that is not downloaded offers the download, then goes on (D14);
+        a custom checkpoint or a shipped model needs none."""
+        p = self._parameterNode
+        offer = "" if p.checkpoint else model_choice(p.model).offer
+        if not offer:
+            return True
+        if not slicer.util.confirmOkCancelDisplay(offer, windowTitle=_("Download the model?")):
+            return False
+        return self._startJob(self.logic.startDownload(p.model)).status is Status.DONE
 
     def _busy(self) -> bool:
         """A job is running: say so instead of ignoring the click (D23)."""
@@ -223,6 +264,7 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelButton.enabled = True
         self._pump(job)
         self._finishJob(job)
+        return job
 
     def _pump(self, job):
         """Wait for the job in 30 ms GIL-releasing waits, pumping Qt events between them (D2).
@@ -239,7 +281,9 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._showProgress(job)
 
     def _showProgress(self, job):
-        done, total, text = job.progress
+        self._showProgressStep(*job.progress)
+
+    def _showProgressStep(self, done, total, text):
         self.ui.progressBar.setMaximum(max(total, 1))
         self.ui.progressBar.setValue(min(done, max(total, 1)))
         self.ui.statusLabel.text = text
@@ -253,8 +297,13 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if job.status is Status.FAILED:
                 slicer.util.errorDisplay(outcome.message)
             self.ui.statusLabel.text = outcome.message
+            if isinstance(job.request, DownloadRequest):
+                self.showModelStates()
             if outcome.segmentation_node is not None and self._parameterNode and not self._parameterNode.segmentation:
                 self._parameterNode.segmentation = outcome.segmentation_node  # next run writes there too
+            if outcome.segment_ids:  # created once, then chosen: the next run replaces it in place
+                self.ui.segmentSelector.setCurrentNode(outcome.segmentation_node)
+                self.ui.segmentSelector.setCurrentSegmentID(outcome.segment_ids[0])
 
     def onCancel(self):
         if self._job is not None:
@@ -275,17 +324,13 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
     def shutdown(self):
         self.worker.shutdown()
 
-    def modelIds(self):
-        from SegmentWithSAM2Lib.io.model_zoo import load_registry
-
-        return list(load_registry())
-
-    def ensureDependencies(self):
-        """Install what is missing, after asking; whether everything is importable (errors are shown)."""
+    def ensureDependencies(self, onStep=None, onLine=None):
+        """Install what is missing, after asking; whether everything is importable (errors are shown).
+        ``onStep(done, total, text)`` and ``onLine(text)`` report the progress."""
         from SegmentWithSAM2Lib.dependencies import ensure_dependencies
 
         with slicer.util.tryWithErrorDisplay(_("Installing the Python packages failed."), waitCursor=True):
-            return ensure_dependencies(Path(__file__).resolve().parent / "Resources")
+            return ensure_dependencies(Path(__file__).resolve().parent / "Resources", onStep, onLine)
         return False
 
     def sliceIndexAt(self, volumeNode, axis, rasPoint):
@@ -315,18 +360,22 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
             postprocess=postprocess, overlap=overlap, segment_name=segmentName, segment_id=segmentId)
         return list(self.worker.run(request, target, onProgress, shouldCancel).segment_ids)
 
-    def startSegment(self, p, *, direction=None, previewSlice=None, fromSlice=None, correct=False, masks=()):
-        """Main thread: read the parameter node and the scene into a request; the worker runs it."""
+    def startSegment(self, p, *, segmentId="", direction=None, previewSlice=None, fromSlice=None, correct=False,
+                     masks=()):
+        """Main thread: read the parameter node and the scene into a request; the worker runs it.
+        ``segmentId``: the segment to replace ("": a new one named p.segmentName)."""
         from SegmentWithSAM2Lib.mrml.pipeline import prompts_from_nodes
+        from SegmentWithSAM2Lib.mrml.segments import chosen_segment
 
-        prompts = prompts_from_nodes(p.segmentName, 1, positive=p.positivePoints, negative=p.negativePoints,
+        segmentId, name, color = chosen_segment(p.segmentation, segmentId, p.segmentName)
+        prompts = prompts_from_nodes(name, 1, color, positive=p.positivePoints, negative=p.negativePoints,
                                      rois=[p.box] if p.box else [], masks=masks)
         sliceRange = (p.rangeFirst, p.rangeLast) if p.rangeFirst >= 0 and p.rangeLast >= 0 else None
         return self.worker.submit(*segment_request(
             p.inputVolume, p.segmentation, prompts, model_id=p.model, checkpoint=p.checkpoint, device=p.device,
             window=p.window, axis=p.axis, direction=direction or p.direction, slice_range=sliceRange,
-            auto_stop=p.autoStop, postprocess=p.postprocess, overlap=p.overlap, segment_name=p.segmentName,
-            preview_slice=previewSlice, from_slice=fromSlice, correct=correct))
+            auto_stop=p.autoStop, postprocess=p.postprocess, overlap=p.overlap, segment_name=name,
+            segment_id=segmentId, preview_slice=previewSlice, from_slice=fromSlice, correct=correct))
 
     def startDownload(self, modelId):
         """Download a registry model on the worker thread (resumable, verified; Cancel keeps the part)."""

@@ -11,13 +11,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from .errors import SegmentWithSAM2Error
+from .io.hashing import sha256_of
 
 SAM2_COMMIT = "2b90b9f5ceec907a1c18123530e92e794ad901a4"
 SAM2_ARCHIVE = f"https://github.com/facebookresearch/sam2/archive/{SAM2_COMMIT}.zip"
@@ -44,13 +46,15 @@ def sam2_mismatches(manifest, root=None) -> list[str]:
         root = Path(sam2.__file__).resolve().parent.parent
     expected = dict(reversed(line.split()) for line in Path(manifest).read_text().splitlines()
                     if line.strip() and not line.startswith("#"))
-    found = {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in (Path(root) / "sam2").rglob("*.py")}
+    found = {str(p.relative_to(root)): sha256_of(p) for p in (Path(root) / "sam2").rglob("*.py")}
     return sorted(path for path in set(expected) | set(found) if expected.get(path) != found.get(path))
 
 
-def ensure_dependencies(resources: Path) -> bool:
+def ensure_dependencies(resources: Path, on_step=None, on_line=None) -> bool:
     """Install what is missing, after asking (Slicer only); True once everything imports.
-    ``resources``: the module's Resources folder (requirements file and sam2 manifest)."""
+    ``resources``: the module's Resources folder (requirements file and sam2 manifest);
+    ``on_step(done, total, text)`` before each step and ``on_line(text)`` for each line pip
+    prints, so that the panel shows the progress (the console still gets every line)."""
     import slicer
 
     missing = missing_modules()
@@ -60,16 +64,68 @@ def ensure_dependencies(resources: Path) -> bool:
             f"Segment With SAM2 needs these Python packages: {', '.join(missing)}. Install them now? "
             "(PyTorch comes through Slicer's PyTorch extension; this takes a few minutes.)"):
         return False
-    if "torch" in missing:
-        _install_torch()
-    _install_requirements(resources / "requirements.txt")
-    if "sam2" in missing:
-        _install_sam2(resources / "sam2-2b90b9f5.sha256")
+    steps = install_steps(missing, resources)
+    report = on_step or (lambda *step: None)
+    with PipOutput(on_line) as output:
+        for done, (text, install) in enumerate(steps):
+            report(done, len(steps), f"Installing {done + 1} of {len(steps)}: {text}")
+            output.run(install)
+    report(len(steps), len(steps), "Installed; checking the packages")
     importlib.invalidate_caches()  # packages installed while Slicer runs must be found now
     still = missing_modules()
     if still:
         raise SegmentWithSAM2Error(f"still missing after the installation: {', '.join(still)}; see the Python console")
     return True
+
+
+def install_steps(missing, resources: Path) -> list[tuple[str, object]]:
+    """(what, how) for each install step the ``missing`` modules need, in order."""
+    steps = [("PyTorch, through the PyTorch extension", _install_torch)] if "torch" in missing else []
+    steps.append(("the pinned packages of requirements.txt",
+                  lambda: _install_requirements(resources / "requirements.txt")))
+    if "sam2" in missing:
+        steps.append((f"sam2 from Meta's archive at {SAM2_COMMIT[:8]}",
+                      lambda: _install_sam2(resources / "sam2-2b90b9f5.sha256")))
+    return steps
+
+
+class PipOutput:
+    """While installing: every line printed (Slicer's pip_install prints pip's output line by
+    line, slicer/util.py logProcessOutput) goes on to the console and to ``on_line``, and the last
+    lines are kept, so that a failed pip is reported with what it said (its CalledProcessError
+    carries none: the output was consumed)."""
+
+    KEPT = 12
+
+    def __init__(self, on_line=None):
+        self.on_line, self.lines, self._partial = on_line, [], ""
+
+    def __enter__(self):
+        self._stdout, sys.stdout = sys.stdout, self
+        return self
+
+    def __exit__(self, *exc):
+        sys.stdout = self._stdout
+
+    def write(self, text: str) -> int:
+        self._stdout.write(text)
+        *complete, self._partial = (self._partial + text).split("\n")
+        for line in filter(None, (c.strip() for c in complete)):
+            self.lines = (self.lines + [line])[-self.KEPT:]
+            if self.on_line is not None:
+                self.on_line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        self._stdout.flush()
+
+    def run(self, install) -> None:
+        try:
+            install()
+        except subprocess.CalledProcessError as error:
+            said = " | ".join(self.lines[-4:]) or "no output"
+            raise SegmentWithSAM2Error(f"pip failed (exit code {error.returncode}): {said}; the full output is "
+                                       "in the Python console; what earlier steps installed stays") from error
 
 
 def _install_torch() -> None:

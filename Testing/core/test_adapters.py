@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 
 from SegmentWithSAM2Lib.core.adapters import new_adapter
 from SegmentWithSAM2Lib.io.checkpoints import load_adapter, save_adapter
-from SegmentWithSAM2Lib.io.checkpoints import sha256_of
+from SegmentWithSAM2Lib.io.hashing import sha256_of
 from SegmentWithSAM2Lib.io.models import load_model
 from SegmentWithSAM2Lib.errors import SegmentWithSAM2Error
 

@@ -9,7 +9,8 @@ import torch
 from SegmentWithSAM2Lib.core import model as model_module
 from SegmentWithSAM2Lib.core.weights import matching_configs
 from SegmentWithSAM2Lib.io.model_zoo import registry_configs
-from SegmentWithSAM2Lib.io.checkpoints import read_state_dict, sha256_of
+from SegmentWithSAM2Lib.io.checkpoints import read_state_dict
+from SegmentWithSAM2Lib.io.hashing import sha256_of
 from SegmentWithSAM2Lib.core.model import pick_device, pick_precision
 from SegmentWithSAM2Lib.errors import RandomWeightsWarning
 from SegmentWithSAM2Lib.io.models import load_model

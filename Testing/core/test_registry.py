@@ -43,3 +43,7 @@ def test_every_config_builds_a_video_predictor(config):
     sizes = {spec.image_size for spec in load_registry().values() if spec.config == config}
     assert sizes == {predictor.image_size}
     assert predictor.image_size == (512 if "medsam2" in config else 256 if "micro" in config else 1024)
+    weights_mb = sum(t.numel() * t.element_size() for t in predictor.state_dict().values()) / 1e6
+    for spec in load_registry().values():  # the size the model picker shows before a download
+        if spec.config == config and not spec.shipped:
+            assert abs(spec.approx_size_mb - weights_mb) <= 1, (spec.id, spec.approx_size_mb, weights_mb)

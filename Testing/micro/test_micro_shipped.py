@@ -4,7 +4,7 @@ as a demonstration model, and the default of the demo."""
 import json
 
 from SegmentWithSAM2Lib.io.model_zoo import checkpoint_path, model_spec, model_zoo_dir
-from SegmentWithSAM2Lib.io.checkpoints import sha256_of as file_sha256
+from SegmentWithSAM2Lib.io.hashing import sha256_of as file_sha256
 from SegmentWithSAM2Lib.io.model_cache import cache_entry as entry
 
 

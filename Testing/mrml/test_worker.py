@@ -17,7 +17,7 @@ from SegmentWithSAM2Lib.io.model_zoo import CACHE_ENV, ZOO_ENV
 from SegmentWithSAM2Lib.io.models import load_model
 from SegmentWithSAM2Lib.mrml.jobs import (SLICER_REMEDIES, DownloadRequest, SegmentRequest, Status, describe,
                                           segment_request)
-from SegmentWithSAM2Lib.mrml.segments import segment_array, write_segment
+from SegmentWithSAM2Lib.mrml.segments import chosen_segment, segment_array, write_segment
 from SegmentWithSAM2Lib.mrml.volumes import volume_from_node
 from SegmentWithSAM2Lib.mrml.worker import Worker
 
@@ -243,6 +243,47 @@ def test_d4_a_preview_then_a_propagation_replace_one_segment_in_place(scene, wor
     np.testing.assert_array_equal(segment_array(segmentation, second[0], volume), run.result.labelmap == 1)
     drawn = segmentation.GetSegmentation().GetSegmentIdBySegmentName("drawn")
     np.testing.assert_array_equal(segment_array(segmentation, drawn, volume), other)
+
+
+def chosen_prompts(segmentation, segment_id, new_name="new"):
+    """What Logic.startSegment builds from the panel's segment selector."""
+    segment_id, name, color = chosen_segment(segmentation, segment_id, new_name)
+    prompts = point_prompts(name=name)
+    prompts["objects"][0]["color"] = list(color)
+    return segment_id, name, prompts
+
+
+def test_the_chosen_segment_is_replaced_in_place_keeping_its_name_and_colour(scene, worker):
+    """Item 6: the segment picked in the selector (renamed and recoloured by the user) is what a
+    preview and a propagation write; no segment is added and the others keep their voxels."""
+    scene, volume_node, segmentation = scene
+    volume = volume_from_node(volume_node)
+    drawn = np.zeros(volume.array.shape, bool)
+    drawn[0, :4, :4] = True
+    kept = write_segment(segmentation, volume_node, volume, drawn, name="drawn", color=(0, 0, 1))
+    target = write_segment(segmentation, volume_node, volume, np.zeros_like(drawn), name="x", color=(1, 0, 0))
+    segmentation.GetSegmentation().GetSegment(target).SetName("Liver (edited)")
+    segmentation.GetSegmentation().GetSegment(target).SetColor(0.2, 0.8, 0.3)
+    written = []
+    for preview in (8, None):
+        segment_id, name, prompts = chosen_prompts(segmentation, target)
+        job = ended(worker.submit(*segment_request(volume_node, segmentation, prompts, segment_name=name,
+                                                   segment_id=segment_id, preview_slice=preview, **FAST)))
+        written.append(worker.finish(job).segment_ids)
+        np.testing.assert_array_equal(segment_array(segmentation, target, volume), job.result.labelmap == 1)
+    segment = segmentation.GetSegmentation().GetSegment(target)
+    assert written == [(target,), (target,)] and segmentation.GetSegmentation().GetNumberOfSegments() == 2
+    assert segment.GetName() == "Liver (edited)" and np.allclose(segment.GetColor(), (0.2, 0.8, 0.3))
+    np.testing.assert_array_equal(segment_array(segmentation, kept, volume), drawn)
+
+
+def test_a_chosen_segment_deleted_meanwhile_means_a_new_one(scene):
+    _, volume_node, segmentation = scene
+    volume = volume_from_node(volume_node)
+    gone = write_segment(segmentation, volume_node, volume, np.zeros(volume.array.shape, bool), name="x", color=(1, 0, 0))
+    segmentation.GetSegmentation().RemoveSegment(gone)
+    assert chosen_segment(segmentation, gone, "lesion") == (None, "lesion", (0.9, 0.5, 0.1))
+    assert chosen_segment(None, "", "lesion")[:2] == (None, "lesion")
 
 
 def test_finishing_creates_a_visible_segmentation_only_while_the_volume_is_in_the_scene(scene, worker):

@@ -34,3 +34,43 @@ def test_a_sam2_with_a_changed_file_is_found(tmp_path):
     target.write_text(target.read_text() + "\nimport os  # a changed upload\n")
     (copy / "sam2" / "extra.py").write_text("")
     assert sam2_mismatches(manifest, copy) == ["sam2/extra.py", "sam2/sam2_video_predictor.py"]
+
+
+def test_install_steps_follow_what_is_missing():
+    from SegmentWithSAM2Lib.dependencies import install_steps
+
+    assert [text for text, _ in install_steps(["torch", "sam2", "filelock"], RESOURCES)] == [
+        "PyTorch, through the PyTorch extension", "the pinned packages of requirements.txt",
+        "sam2 from Meta's archive at 2b90b9f5"]
+    assert [text for text, _ in install_steps(["filelock"], RESOURCES)] == ["the pinned packages of requirements.txt"]
+
+
+def test_pip_lines_reach_the_panel_and_a_failure_says_what_pip_said(capsys):
+    """A real pip run, printed line by line as Slicer's pip_install prints it (logProcessOutput)."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from SegmentWithSAM2Lib.dependencies import PipOutput
+    from SegmentWithSAM2Lib.errors import SegmentWithSAM2Error
+
+    def slicer_like_pip_install(args):
+        proc = subprocess.Popen([sys.executable, "-m", "pip", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        for line in proc.stdout:
+            print(line.rstrip())
+        if proc.wait():
+            raise subprocess.CalledProcessError(proc.returncode, proc.args)
+
+    shown = []
+    with PipOutput(shown.append) as output:
+        output.run(lambda: slicer_like_pip_install(["--version"]))
+        with pytest.raises(SegmentWithSAM2Error) as failed:
+            output.run(lambda: slicer_like_pip_install(["install", "--no-index", "no-such-package-sam2-test"]))
+    assert shown[0].startswith("pip ") and any("no-such-package-sam2-test" in line for line in shown)
+    message = str(failed.value)
+    assert message.startswith("pip failed (exit code 1): ") and "no-such-package-sam2-test" in message
+    assert "Python console" in message
+    assert "no-such-package-sam2-test" in capsys.readouterr().out  # the console still gets every line
+    assert sys.stdout is not output

@@ -102,3 +102,27 @@ def test_d11_model_zoo_with_micro_weights_reaches_build_tree_and_install():
     assert cmake.count('PATTERN "*.pt"') == 2 and cmake.count('PATTERN "*.json"') == 2
     top = (MODULE_DIR.parent / "CMakeLists.txt").read_text()
     assert 'VERSION_LESS "5.10"' in top and "Requires 3D Slicer 5.10 or later" in top
+
+
+def test_one_model_picker_bound_to_a_choice_over_the_registry():
+    """D14: one combobox bound to ``model``, a Choice whose rows are the registry's ids in order
+    (the module relabels those rows with each model's state)."""
+    _, bound = ui_widgets()
+    assert [w for w, p in bound.items() if p == "model"] == ["modelSelector"]
+    tree = ElementTree.parse(UI)
+    assert next(w for w in tree.iter("widget") if w.get("name") == "modelSelector").get("class") == "QComboBox"
+    source = MODULE.read_text()
+    assert "model: Annotated[str, Choice(model_ids())] = DEFAULT_MODEL" in source
+    assert "setItemText(row, choice.label)" in source
+
+
+def test_the_segment_selector_is_given_the_scene_and_offers_none():
+    """Item 6: the selector gets the scene from the panel (.ui connection) and has "None" (a new
+    segment): without it Slicer selects the first segment and a first run would overwrite it
+    (qMRMLSegmentSelectorWidget::populateSegmentCombobox, 5.10)."""
+    tree = ElementTree.parse(UI)
+    receivers = {c.findtext("receiver") for c in tree.iter("connection") if c.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"}
+    selector = next(w for w in tree.iter("widget") if w.get("name") == "segmentSelector")
+    props = {p.get("name"): p.find("bool").text for p in selector.findall("property") if p.find("bool") is not None}
+    assert "segmentSelector" in receivers and selector.get("class") == "qMRMLSegmentSelectorWidget"
+    assert props == {"noneEnabled": "true", "editEnabled": "false", "segmentationNodeSelectorVisible": "false"}

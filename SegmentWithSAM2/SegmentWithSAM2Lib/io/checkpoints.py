@@ -9,7 +9,6 @@ its manifest (``core.adapters.Adapter.manifest``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pickle
 import re
@@ -21,16 +20,7 @@ from ..core.adapters import FORMAT_VERSION, Adapter
 from ..errors import CheckpointError, SegmentWithSAM2Error
 from .atomic import write_atomic, write_text_atomic
 
-CHUNK = 1 << 20
 _SHOWN = 5
-
-
-def sha256_of(path, chunk: int = CHUNK) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_state_dict(path) -> dict:

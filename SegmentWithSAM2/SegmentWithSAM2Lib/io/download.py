@@ -18,11 +18,9 @@ import json
 import os
 from pathlib import Path
 
-from filelock import FileLock
-
 from ..errors import DownloadError, Remedy
 from .atomic import write_text_atomic
-from .checkpoints import sha256_of
+from .hashing import sha256_of
 from .transfer import Limits, stream
 
 PINS = "pins.json"
@@ -39,18 +37,23 @@ def fetch(url: str, target: Path, sha256: str | None = None, *, size: int | None
                                 f"download it where the network is reachable: {url}")
         return verify_file(target, sha256 or pinned_hash(target), Remedy("download_again", str(target)))
     target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
+    with _lock(target):
         if repin:
             forget(target)
         expected = sha256 or pinned_hash(target)
         if target.is_file() and (expected is None or sha256_of(target) == expected):
             return target
-        part = target.with_name(target.name + ".part")
+        part = part_path(target)
         announced = stream(url, part, Limits(timeout, max_seconds, size), on_progress, should_cancel)
         _accept(part, target, url, expected or announced)
         if sha256 is None and pinned_hash(target) is None:
             pin_hash(target, sha256_of(target))
     return target
+
+
+def part_path(target: Path) -> Path:
+    """Where a download of ``target`` streams to until it is verified (resumed from there)."""
+    return target.with_name(target.name + ".part")
 
 
 def _accept(part: Path, target: Path, url: str, expected: str | None) -> None:
@@ -100,7 +103,7 @@ def pinned_hash(target: Path) -> str | None:
 def pin_hash(target: Path, sha256: str | None) -> None:
     """Record ``sha256`` as ``target``'s pin (None: forget it)."""
     pins_path = target.parent / PINS
-    with FileLock(str(pins_path) + ".lock"):
+    with _lock(pins_path):
         pins = json.loads(pins_path.read_text()) if pins_path.is_file() else {}
         if sha256 is None:
             pins.pop(target.name, None)
@@ -109,13 +112,21 @@ def pin_hash(target: Path, sha256: str | None) -> None:
         write_text_atomic(pins_path, json.dumps(pins, indent=2, sort_keys=True))
 
 
+def _lock(path: Path):
+    """A file lock beside ``path``.  filelock is imported here: it is installed with the Slicer
+    module's dependencies, and the module reads the cache's state (cache_entry) before that."""
+    from filelock import FileLock
+
+    return FileLock(str(path) + ".lock")
+
+
 def forget(target: Path) -> bool:
     """Delete ``target``, its partial download and its pin; True if there was any of them."""
     had_pin = pinned_hash(target) is not None
     if had_pin:
         pin_hash(target, None)
     removed = had_pin
-    for path in (target, target.with_name(target.name + ".part")):
+    for path in (target, part_path(target)):
         if path.is_file():
             path.unlink()
             removed = True

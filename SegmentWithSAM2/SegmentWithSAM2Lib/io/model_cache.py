@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DownloadError, Remedy, SegmentWithSAM2Error
-from .checkpoints import sha256_of
-from .download import fetch, forget, pinned_hash, verify_file
+from .hashing import sha256_of
+from .download import fetch, forget, part_path, pinned_hash, verify_file
 from .model_zoo import ModelSpec, checkpoint_path, model_spec
 
 
@@ -18,6 +18,7 @@ class CacheEntry:
     path: Path
     size: int | None  # bytes on disk, None when absent
     state: str  # "absent", "unchecked" (verify computes it), "verified", "MISMATCH", "unpinned"
+    partial: int = 0  # bytes of an unfinished download (absent only); Download resumes from there
 
 
 OFFLINE_ENV = "SEGMENTWITHSAM2_OFFLINE"
@@ -52,7 +53,8 @@ def cache_entry(model_id: str, check: bool = False) -> CacheEntry:
     spec = model_spec(model_id)
     path = checkpoint_path(spec)
     if not path.is_file():
-        return CacheEntry(spec, path, None, "absent")
+        part = part_path(path)
+        return CacheEntry(spec, path, None, "absent", part.stat().st_size if part.is_file() else 0)
     expected = spec.sha256 or pinned_hash(path)
     if not check:
         return CacheEntry(spec, path, path.stat().st_size, "unchecked" if expected else "unpinned")

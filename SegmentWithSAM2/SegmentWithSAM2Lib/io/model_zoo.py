@@ -33,6 +33,7 @@ class ModelSpec:
     sha256: str | None = None
     file: str | None = None  # shipped with the project, relative to model_zoo/ (never downloaded)
     size_bytes: int | None = None
+    approx_size_mb: int | None = None  # shown before a download; size_bytes, when known, is exact
     cpu_precision: str | None = None  # "auto" precision on the CPU, where it differs from the default
     license: str = ""
     modalities: tuple = ()

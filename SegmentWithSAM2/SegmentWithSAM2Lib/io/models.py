@@ -10,7 +10,8 @@ from pathlib import Path
 
 from ..core.model import LoadedModel, build_model, pick_device
 from ..errors import CheckpointError, Remedy, SegmentWithSAM2Error
-from .checkpoints import load_adapter, read_state_dict, sha256_of
+from .checkpoints import load_adapter, read_state_dict
+from .hashing import sha256_of
 from .model_zoo import cached_checkpoint, model_spec, registry_configs, resolve_config
 
 

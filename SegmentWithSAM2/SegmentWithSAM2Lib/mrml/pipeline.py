@@ -13,7 +13,7 @@ from ..core.engine import PropagationOptions, VolumeSession, span_from
 from ..core.postprocess import PostProcess
 from ..options import STOP_AFTER
 from .markups import object_prompts
-from .segments import write_segment
+from .segments import NEW_SEGMENT_COLOR, write_segment
 from .volumes import volume_from_node
 
 
@@ -89,7 +89,7 @@ def slice_index_at(volume, axis, ras_point) -> int:
     return int(min(max(round(float(s)), 0), plan.num_slices - 1))
 
 
-def prompts_from_nodes(name="SAM2 segment", label=1, color=(0.9, 0.5, 0.1), positive=None, negative=None,
+def prompts_from_nodes(name="SAM2 segment", label=1, color=NEW_SEGMENT_COLOR, positive=None, negative=None,
                        rois=(), masks=()) -> dict:
     """Markups nodes (and mask prompts from ``segment_as_mask_prompt``) as one object's prompts in world RAS."""
     return {"space": "RAS", "objects": [object_prompts(name, label, color, positive, negative, rois, masks)]}

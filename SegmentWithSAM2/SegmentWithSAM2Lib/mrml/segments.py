@@ -168,3 +168,17 @@ def segment_as_mask_prompt(segmentation_node, segment_id: str, volume: Volume, s
     if segmentation_node is None or segmentation_node.GetSegmentation().GetSegment(segment_id) is None:
         raise SegmentWithSAM2Error(f"segment {segment_id!r} not found; choose a segment to use as the mask prompt")
     return {"slice": int(slice_index), "mask": segment_array(segmentation_node, segment_id, volume)}
+
+
+NEW_SEGMENT_COLOR = (0.9, 0.5, 0.1)
+
+
+def chosen_segment(segmentation_node, segment_id: str, new_name: str) -> tuple[str | None, str, tuple]:
+    """The segment a run writes, as (id, name, colour): the one chosen in the panel's segment
+    selector, keeping its name and colour, else (None, ``new_name``, a default colour) for a new
+    segment (or the one of that name: worker._replaced_segments).  A chosen id no longer in the
+    segmentation (deleted meanwhile) counts as no choice."""
+    segment = segmentation_node.GetSegmentation().GetSegment(segment_id) if segmentation_node and segment_id else None
+    if segment is None:
+        return None, new_name, NEW_SEGMENT_COLOR
+    return segment_id, segment.GetName(), tuple(segment.GetColor())
