@@ -23,6 +23,7 @@ NEUTRAL_REMEDIES = {
     "retry": "run it again; the download resumes",
     "go_offline": "check the network or proxy settings, or use offline mode with a file already in the cache",
     "choose_precision": "use bf16 or fp32",
+    "install_package": "install it: {subject}",
 }
 
 

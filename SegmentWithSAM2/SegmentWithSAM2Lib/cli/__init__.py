@@ -27,6 +27,7 @@ CLI_REMEDIES = {
     "retry": "run the same command again; the download resumes",
     "go_offline": "check the network or proxy settings, or use --offline with a file already in the cache",
     "choose_precision": "use --precision bf16 or fp32",
+    "install_package": "install it into this Python: {subject}",
 }
 
 

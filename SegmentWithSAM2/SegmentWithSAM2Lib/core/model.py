@@ -18,8 +18,10 @@ from .weights import load_weights
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # What sam2's own build_sam2_video_predictor sets, except hole filling: sam2 needs its CUDA
 # extension for it and skips it (warning every frame) without one, so we fill holes ourselves.
-_PREDICTOR_OVERRIDES = [
-    "model._target_=sam2.sam2_video_predictor.SAM2VideoPredictor",
+# A config may set its own values (lite_256.yaml does), and a SAM2Base becomes sam2's video predictor.
+_SAM2_BASE = "sam2.modeling.sam2_base.SAM2Base"
+_VIDEO_PREDICTOR = "sam2.sam2_video_predictor.SAM2VideoPredictor"
+_PREDICTOR_DEFAULTS = [
     "model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=true",
     "model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.05",
     "model.sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh=0.98",
@@ -76,7 +78,9 @@ def build_model(config_path: Path, state: dict | None = None, *, source="", seed
 def build_predictor(config_path: Path, seed: int = 0) -> torch.nn.Module:
     from hydra.utils import instantiate
 
-    cfg = OmegaConf.merge(OmegaConf.load(config_path), OmegaConf.from_dotlist(_PREDICTOR_OVERRIDES))
+    cfg = OmegaConf.merge(OmegaConf.from_dotlist(_PREDICTOR_DEFAULTS), OmegaConf.load(config_path))
+    if cfg.model.get("_target_") == _SAM2_BASE:
+        cfg.model._target_ = _VIDEO_PREDICTOR
     OmegaConf.resolve(cfg)
     torch.manual_seed(seed)
     try:

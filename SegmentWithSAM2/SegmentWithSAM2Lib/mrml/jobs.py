@@ -30,6 +30,7 @@ SLICER_REMEDIES = {
     "retry": "press Download again; the download resumes",
     "go_offline": "check the network or proxy settings, or choose a Model that is already downloaded",
     "choose_precision": "choose cpu as the Device (the module picks the precision for the Device)",
+    "install_package": "run again and let the module install its Python packages",
 }
 CANCELLED = "cancelled; the scene was not changed"
 DOWNLOAD_CANCELLED = "download cancelled; the part fetched so far is kept and Download resumes it"

