@@ -97,3 +97,31 @@ def test_a_conditioning_frame_decodes_as_litemedsam(lite):
     assert all(size > 200 for *_, size in agreement)  # a real object on each slice
     assert all(d == 1.0 for _, d, _ in agreement)
     assert max(diff for diff, *_ in agreement) < 1e-3
+
+
+def test_the_engine_previews_a_box_on_lite_as_litemedsam_decodes_that_frame(lite):
+    """Through the engine (its frames in [0, 1], its box placement, sam2's video predictor), a box
+    preview on a slice is LiteMedSAM's mask of the same frame and box, mapped to the slice grid."""
+    from SegmentWithSAM2Lib.core.engine import PropagationOptions, VolumeSession
+    from SegmentWithSAM2Lib.core.metrics import middle_slice, middle_slice_box
+    from SegmentWithSAM2Lib.core.model import LoadedModel
+
+    predictor, state = lite
+    model = LoadedModel(predictor, "lite (untrained memory)", resolve_config("lite_256.yaml"), torch.device("cpu"),
+                        "fp32", "test")
+    volume, truth = demo_ct()
+    session = VolumeSession(model, volume, axis="axial", window="soft-tissue")
+    index = middle_slice(truth, 1)
+    result = session.preview(middle_slice_box(truth, 1), index, PropagationOptions(postprocess=None))
+    frame = session.frames[index][None]
+    assert float(frame.min()) >= 0 and float(frame.max()) <= 1  # no ImageNet normalisation for lite
+    box = session.place(middle_slice_box(truth, 1))[0].slices[index].box
+    prompt, decoder = package_decoder(state)
+    with torch.inference_mode():
+        sparse, dense = prompt(points=None, boxes=torch.tensor([[list(box)]], dtype=torch.float32), masks=None)
+        logits, _ = decoder(image_embeddings=predictor.image_encoder.trunk(frame), image_pe=prompt.get_dense_pe(),
+                            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=False)
+    theirs = session.inplane.frame_to_image(logits[0])[0].numpy() > 0
+    ours = result.labelmap[index] == 1
+    assert theirs.sum() > 500 and dice(ours, theirs) > 0.999, dice(ours, theirs)
+    assert dice(ours, truth[index] == 1) > 0.8  # and LiteMedSAM finds the organ from one box

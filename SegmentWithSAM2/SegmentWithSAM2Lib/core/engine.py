@@ -28,7 +28,7 @@ import torch
 from ..errors import Cancelled, EmptyResultWarning, SegmentWithSAM2Error
 from ..options import STOP_AFTER
 from .features import DEFAULT_BUDGET_MB, CachedState, FeatureCache, default_batch, default_host_budget
-from .frames import FrameSequence
+from .frames import FrameSequence, frame_normalization
 from .geometry import plan_slices
 from .inplane import InPlaneMap
 from .intensity import Window, resolve_window
@@ -74,7 +74,8 @@ class VolumeSession:
         self.plan = plan_slices(volume, axis)
         self.window = window if isinstance(window, Window) else resolve_window(window, volume.array, volume.metadata)
         self.inplane = InPlaneMap.fit(self.plan.slice_shape, self.plan.pixel_spacing, model.image_size)
-        self.frames = FrameSequence(volume.array, self.plan, self.window, self.inplane)
+        self.frames = FrameSequence(volume.array, self.plan, self.window, self.inplane,
+                                    frame_normalization(model.predictor))
 
     def place(self, prompts: dict) -> list[ObjectInputs]:
         return place_prompts(prompts, self.volume, self.plan, self.inplane)

@@ -111,7 +111,10 @@ class SamTokenMaskDecoder(MaskDecoder):
 
 
 class LitePredictor(SAM2VideoPredictor):
-    """sam2's video predictor with SAM's box encoding and SAM's decoder tokens."""
+    """sam2's video predictor with SAM's box encoding and SAM's decoder tokens, on frames in
+    [0, 1] as LiteMedSAM was trained (core.frames.frame_normalization)."""
+
+    frame_normalization = (torch.zeros(3, 1, 1), torch.ones(3, 1, 1))
 
     def _build_sam_heads(self):
         super()._build_sam_heads()

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from ..core.frames import FrameSequence
+from ..core.frames import IMAGENET, FrameSequence
 from ..core.geometry import plan_slices
 from ..core.inplane import InPlaneMap
 from ..core.intensity import resolve_window
@@ -43,13 +43,15 @@ class Clip:
 
 
 def sample_clip(volume, labels, label, length, image_size, rng, axis="auto", window=None,
-                sampling: PromptSampling = PromptSampling(leak_corrections=0.0)) -> Clip | None:
+                sampling: PromptSampling = PromptSampling(leak_corrections=0.0), normalization=IMAGENET) -> Clip | None:
     """``length`` slices starting on a slice holding ``label``, in a random direction; ``window``
-    None draws one (the inference default half the time, otherwise a jittered one)."""
+    None draws one (the inference default half the time, otherwise a jittered one);
+    ``normalization``: the model's (core.frames.frame_normalization)."""
     plan = plan_slices(volume, axis)
     inplane = InPlaneMap.fit(plan.slice_shape, plan.pixel_spacing, image_size)
     window = window or _random_window(volume.metadata.get("modality"), rng)
-    frames = FrameSequence(volume.array, plan, resolve_window(window, volume.array, volume.metadata), inplane)
+    frames = FrameSequence(volume.array, plan, resolve_window(window, volume.array, volume.metadata), inplane,
+                           normalization)
     view = plan.view_of(labels)
     present = np.nonzero((view == label).any(axis=(1, 2)))[0]
     if present.size == 0:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.adapters import attach_trainable, detach_trained, new_adapter
+from ..core.frames import frame_normalization
 from ..core.model import LoadedModel
 from ..errors import Remedy, SegmentWithSAM2Error
 from ..options import TRAINING_MODES, look_up
@@ -113,7 +114,7 @@ def _clip_sampler(model, data, config):
         label = int(generator.choice(present))
         axis = "auto" if generator.random() < 0.6 else str(generator.choice(["i", "j", "k"]))
         return sample_clip(volume, labels, label, config.clip_length, model.image_size, generator, axis=axis,
-                           sampling=config.sampling)
+                           sampling=config.sampling, normalization=frame_normalization(model.predictor))
     return next_clip
 
 
