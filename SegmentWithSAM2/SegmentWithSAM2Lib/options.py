@@ -22,6 +22,7 @@ OVERLAPS = ("overwrite", "keep_others")
 SPACES = ("RAS", "LPS", "IJK")
 TRAINING_MODES = ("lora", "full", "scratch")
 PROTOCOLS = ("box", "point", "corrector")
+BASELINES = ("region-growing", "litemedsam-slices", "none")  # evaluate's methods beside the model
 
 
 def look_up(value, choices, what: str) -> str:

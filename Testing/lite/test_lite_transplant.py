@@ -125,3 +125,29 @@ def test_the_engine_previews_a_box_on_lite_as_litemedsam_decodes_that_frame(lite
     ours = result.labelmap[index] == 1
     assert theirs.sum() > 500 and dice(ours, theirs) > 0.999, dice(ours, theirs)
     assert dice(ours, truth[index] == 1) > 0.8  # and LiteMedSAM finds the organ from one box
+
+
+def test_medsams_slice_recipe_follows_the_object_slice_by_slice_and_never_stops(lite):
+    """The litemedsam-slices baseline on 16 slices of the synthetic CT: one run of masks from the
+    middle box, close to the organ on its slices, and — MedSAM's recipe having no notion of an
+    object's end, as measured upstream — masks on slices past the organ too, to the volume's end."""
+    from SegmentWithSAM2Lib.core.model import LoadedModel
+    from SegmentWithSAM2Lib.core.volume import Volume
+    from SegmentWithSAM2Lib.training.litemedsam_slices import litemedsam_slices_mask
+
+    predictor, _ = lite
+    model = LoadedModel(predictor, "litemedsam-slices", resolve_config("lite_256.yaml"), torch.device("cpu"), "fp32", "t")
+    volume, truth = demo_ct()
+    volume, truth = Volume(volume.array[20:36].copy(), volume.ijk_to_ras, dict(volume.metadata)), truth[20:36]
+    mask = litemedsam_slices_mask(model, volume, truth.astype(np.uint8), 1, window="soft-tissue")
+    present, organ = np.nonzero(mask.any(axis=(1, 2)))[0], np.nonzero(truth.any(axis=(1, 2)))[0]
+    assert organ.max() == 12 and list(present) == list(range(16))  # through the organ and on to slice 15
+    assert dice(mask[organ], truth[organ] == 1) > 0.9
+
+
+def test_the_slice_recipe_baseline_needs_the_box_protocol():
+    from SegmentWithSAM2Lib.errors import SegmentWithSAM2Error
+    from SegmentWithSAM2Lib.training.evaluation import evaluate
+
+    with pytest.raises(SegmentWithSAM2Error, match="litemedsam-slices baseline starts from a box; use the box protocol"):
+        evaluate(None, [], "point", baseline="litemedsam-slices")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SegmentWithSAM2Error
-from ..options import PROTOCOLS
+from ..options import BASELINES, PROTOCOLS
 from .model_args import add_model_arguments, choice, model_from_args
 from .train import DATA_HELP, SHAPES_HELP
 
@@ -22,8 +22,9 @@ def add_parser(commands) -> None:
                         help="box or point on the middle slice, or the box then corrective clicks")
     parser.add_argument("--rounds", type=int, default=3, help="corrector rounds (one click each)")
     parser.add_argument("--labels", help="evaluate only these label values, e.g. 1,3-5")
-    parser.add_argument("--baseline", choices=("region-growing", "none"), default="region-growing",
-                        help="the classical baseline run from the same prompts, or none (faster; no SimpleITK)")
+    parser.add_argument("--baseline", choices=BASELINES, default="region-growing",
+                        help="run beside the model from the same prompts: classical region growing, MedSAM's "
+                        "slice-by-slice recipe with LiteMedSAM (box protocol), or none (faster)")
     parser.add_argument("--report", help="write the table as JSON (and Markdown beside it)")
     add_model_arguments(parser)
     parser.set_defaults(run=run)
@@ -39,7 +40,7 @@ def run(args) -> int:
         check_output_folder(Path(args.report))
     cases = evaluation_cases(args)
     model = model_from_args(args)
-    rows = evaluate(model, cases, args.protocol, args.rounds, baseline=args.baseline != "none")
+    rows = evaluate(model, cases, args.protocol, args.rounds, baseline=args.baseline)
     machine = describe_machine()
     table = markdown(rows, model, args.protocol) + f"\n\nMachine: {one_line(machine)}"
     print(table)

@@ -22,6 +22,8 @@ from scipy import ndimage
 from ..core.engine import PropagationOptions, VolumeSession
 from ..core.metrics import dice, middle_slice_box
 from ..core.model import LoadedModel
+from ..errors import SegmentWithSAM2Error
+from .litemedsam_slices import litemedsam_slices_mask
 
 NSD_TOLERANCE_MM = 2.0
 
@@ -107,26 +109,40 @@ def corrector_rounds(model, volume, labels, label, rounds: int, baseline: bool =
     return {"engine": (engine, len(clicks)), **({"region growing": (grown, len(seeds))} if baseline else {})}
 
 
-def evaluate(model, cases, protocol="box", rounds: int = 3, baseline: bool = True) -> list[dict]:
+def evaluate(model, cases, protocol="box", rounds: int = 3, baseline: str = "region-growing") -> list[dict]:
     """[{case, method, dice, hd95, nsd}] for the engine and the baseline on every labelled object;
-    the corrector adds ``dice_rounds`` (after the box, then each round) and ``clicks``."""
+    the corrector adds ``dice_rounds`` (after the box, then each round) and ``clicks``.
+    ``litemedsam-slices`` (MedSAM's slice-by-slice recipe) takes a box: box protocol only."""
+    if baseline == "litemedsam-slices" and protocol != "box":
+        raise SegmentWithSAM2Error(f"the litemedsam-slices baseline starts from a box; use the box protocol "
+                                   f"(got {protocol!r}), or another baseline")
+    lite = _litemedsam() if baseline == "litemedsam-slices" else None
     rows = []
     for name, volume, labels in cases:
         spacing_kji = tuple(float(s) for s in volume.spacing[::-1])
         for label in [int(v) for v in np.unique(labels) if v > 0]:
             truth = labels == label
             if protocol == "corrector":
-                for method, (masks, clicks) in corrector_rounds(model, volume, labels, label, rounds, baseline).items():
+                grown = baseline == "region-growing"
+                for method, (masks, clicks) in corrector_rounds(model, volume, labels, label, rounds, grown).items():
                     rows.append({"case": f"{name}:{label}", "method": method, **scores(masks[-1], truth, spacing_kji),
                                  "dice_rounds": [scores(m, truth, spacing_kji)["dice"] for m in masks],
                                  "clicks": clicks})
                 continue
             masks = {"engine": engine_mask(model, volume, labels, label, protocol)}
-            if baseline:
+            if baseline == "region-growing":
                 masks["region growing"] = region_growing_mask(volume, labels, label)
+            if lite is not None:
+                masks["litemedsam-slices"] = litemedsam_slices_mask(lite, volume, labels, label)
             for method, mask in masks.items():
                 rows.append({"case": f"{name}:{label}", "method": method, **scores(mask, truth, spacing_kji)})
     return rows
+
+
+def _litemedsam():
+    from .litemedsam_slices import litemedsam_model
+
+    return litemedsam_model()
 
 
 def box_dice(model: LoadedModel, volume, labels: np.ndarray, label: int = 1) -> float:
