@@ -14,7 +14,6 @@ the lite model (which reproduces the package's masks exactly: Testing/lite).  Ev
 from __future__ import annotations
 
 import datetime
-import platform
 from pathlib import Path
 
 import numpy as np
@@ -22,22 +21,14 @@ import torch
 
 from SegmentWithSAM2Lib.api import read_volume
 from SegmentWithSAM2Lib.core.engine import VolumeSession
-from SegmentWithSAM2Lib.core.lite import transplanted_state
 from SegmentWithSAM2Lib.core.metrics import dice, middle_slice_box
-from SegmentWithSAM2Lib.core.model import build_model
-from SegmentWithSAM2Lib.io.lite import read_lite_state
-from SegmentWithSAM2Lib.io.model_zoo import cache_dir, resolve_config
+from SegmentWithSAM2Lib.io.model_zoo import cache_dir
+from SegmentWithSAM2Lib.machine import describe_machine, one_line
+from SegmentWithSAM2Lib.training.litemedsam_slices import litemedsam_model
 
 from pyradiomics_cases import CASES, RESULTS, cases_list
 
 WINDOWS = {"lung1": "lung", "lung2": "lung"}  # the CTs; the MRs take "mr" (0.5-99.5 %)
-
-
-def lite_model():
-    config = resolve_config("lite_256.yaml")
-    fresh = build_model(config, None, device="cpu", precision="fp32").predictor.state_dict()
-    return build_model(config, transplanted_state(read_lite_state(), fresh), device="cpu", precision="fp32",
-                       model_id="lite (untrained memory)")
 
 
 def decode(model, frame: torch.Tensor, box) -> torch.Tensor:
@@ -70,10 +61,10 @@ def case_dice(model, folder: Path, case: str) -> tuple[float, float]:
 
 def main() -> int:
     folder = cases_list(cache_dir() / "pyradiomics-3.0.1").parent
-    model = lite_model()
+    model = litemedsam_model()
     rows = [(case, *case_dice(model, folder, case)) for case in CASES]
-    lines = [f"# LiteMedSAM 2D Dice: per-volume window vs per-slice scaling ({datetime.date.today()}, "
-             f"{platform.processor() or platform.machine()}, torch {torch.__version__})", "",
+    lines = [f"# LiteMedSAM 2D Dice: per-volume window vs per-slice scaling ({datetime.date.today()})", "",
+             f"Machine: {one_line(describe_machine())}; command: `python benchmarks/experiments/lite_intensity.py`", "",
              "| case | per volume (engine) | per slice (upstream) |", "|---|---|---|"]
     lines += [f"| {case} | {a:.3f} | {b:.3f} |" for case, a, b in rows]
     lines.append(f"| mean | {np.mean([r[1] for r in rows]):.3f} | {np.mean([r[2] for r in rows]):.3f} |")
