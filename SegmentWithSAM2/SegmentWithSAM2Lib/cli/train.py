@@ -33,6 +33,11 @@ def add_parser(commands) -> None:
     parser.add_argument("--freeze", metavar="MODULES", help="full/scratch mode: leave these modules' weights as "
                         "they are, e.g. image_encoder or image_encoder,memory_encoder")
     parser.add_argument("--output", required=True, help="folder for checkpoints, the log and the result")
+    parser.add_argument("--window", help="one window for every clip (e.g. auto); default: a jittered one per clip")
+    parser.add_argument("--memo-frames", type=int, default=0, help="keep a frozen image encoder's output for this "
+                        "many frames and reuse it (with --window fixed; about 4 MB a frame for lite)")
+    parser.add_argument("--no-augment", action="store_true", help="no zoom or intensity augmentation (only flips), "
+                        "so that frames repeat and --memo-frames reuses them")
     add_model_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -45,7 +50,8 @@ def run(args) -> int:
     data = training_data(args)
     model = model_from_args(args, random_init=args.random_init or args.mode == "scratch")
     config = TrainConfig(mode=args.mode, steps=args.steps, clip_length=args.clip_length, lr=args.lr, rank=args.rank,
-                         freeze=tuple(m.strip() for m in (args.freeze or "").split(",") if m.strip()), seed=args.seed)
+                         freeze=tuple(m.strip() for m in (args.freeze or "").split(",") if m.strip()), seed=args.seed,
+                         window=args.window, memo_frames=args.memo_frames, augment=not args.no_augment)
     check_training(model, data, config)
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)

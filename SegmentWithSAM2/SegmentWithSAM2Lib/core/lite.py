@@ -137,19 +137,30 @@ _MLP_NAMES = {".mlp.lin1.": ".mlp.layers.0.", ".mlp.lin2.": ".mlp.layers.1."}
 PRESENT_LOGIT = 10.0  # the untrained object-score head's answer: always "the object is here"
 
 
-def transplanted_state(litemedsam: dict, fresh: dict) -> dict:
-    """A full ``lite`` state dict: LiteMedSAM's tensors under this model's names, every other one
-    from ``fresh`` (a built model's initialisation), except three set so that a conditioning frame
-    decodes exactly as LiteMedSAM until training says otherwise: no memory embedding (zeros: sam2
-    adds it to a frame without memory) and an object-score head that answers "present"."""
-    state = dict(fresh)
+def litemedsam_tensors(litemedsam: dict) -> dict:
+    """LiteMedSAM's state dict under this model's names (encoder, prompt encoder, decoder)."""
+    renamed = {}
     for key, tensor in litemedsam.items():
-        prefix = next(p for p in _PREFIXES if key.startswith(p))
+        prefix = next((p for p in _PREFIXES if key.startswith(p)), None)
+        if prefix is None:
+            raise ValueError(f"LiteMedSAM's {key} has no place in the lite model")
         name = _PREFIXES[prefix] + key[len(prefix):]
         for old, new in _MLP_NAMES.items():
             name = name.replace(old, new)
+        renamed[name] = tensor
+    return renamed
+
+
+def transplanted_state(litemedsam: dict, fresh: dict) -> dict:
+    """A full ``lite`` state dict to train from: LiteMedSAM's tensors under this model's names,
+    every other one from ``fresh`` (a built model's initialisation), except two set so that a
+    conditioning frame decodes exactly as LiteMedSAM until training says otherwise: no memory
+    embedding (zeros: sam2 adds it to a frame without memory) and an object-score head that
+    answers "present"."""
+    state = dict(fresh)
+    for name, tensor in litemedsam_tensors(litemedsam).items():
         if name not in fresh or fresh[name].shape != tensor.shape:
-            raise ValueError(f"LiteMedSAM's {key} has no place in the lite model (as {name})")
+            raise ValueError(f"LiteMedSAM's tensor {name} has no place in the lite model")
         state[name] = tensor
     state["no_mem_embed"] = torch.zeros_like(fresh["no_mem_embed"])
     head = "sam_mask_decoder.pred_obj_score_head.layers"
@@ -157,3 +168,14 @@ def transplanted_state(litemedsam: dict, fresh: dict) -> dict:
     state[f"{head}.{last}.weight"] = torch.zeros_like(fresh[f"{head}.{last}.weight"])
     state[f"{head}.{last}.bias"] = torch.full_like(fresh[f"{head}.{last}.bias"], PRESENT_LOGIT)
     return state
+
+
+def trained_parts(state: dict, litemedsam: dict) -> dict:
+    """What training changed or added: every tensor not bit-equal to LiteMedSAM's (what ships)."""
+    base = litemedsam_tensors(litemedsam)
+    return {k: v for k, v in state.items() if k not in base or not torch.equal(base[k], v)}
+
+
+def lite_state(litemedsam: dict, parts: dict) -> dict:
+    """The full state dict of a trained lite model: LiteMedSAM's tensors with ``parts`` over them."""
+    return {**litemedsam_tensors(litemedsam), **parts}

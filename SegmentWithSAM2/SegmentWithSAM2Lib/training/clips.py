@@ -43,10 +43,12 @@ class Clip:
 
 
 def sample_clip(volume, labels, label, length, image_size, rng, axis="auto", window=None,
-                sampling: PromptSampling = PromptSampling(leak_corrections=0.0), normalization=IMAGENET) -> Clip | None:
+                sampling: PromptSampling = PromptSampling(leak_corrections=0.0), normalization=IMAGENET,
+                augment: bool = True) -> Clip | None:
     """``length`` slices starting on a slice holding ``label``, in a random direction; ``window``
     None draws one (the inference default half the time, otherwise a jittered one);
-    ``normalization``: the model's (core.frames.frame_normalization)."""
+    ``normalization``: the model's (core.frames.frame_normalization); ``augment`` False: no zoom
+    and no intensity changes (only left-right flips), so that frames repeat (training.feature_memo)."""
     plan = plan_slices(volume, axis)
     inplane = InPlaneMap.fit(plan.slice_shape, plan.pixel_spacing, image_size)
     window = window or _random_window(volume.metadata.get("modality"), rng)
@@ -65,11 +67,13 @@ def sample_clip(volume, labels, label, length, image_size, rng, axis="auto", win
     others = _to_frame(inplane, (view[start] != label) & (view[start] > 0))[None]
     if rng.random() < 0.5:  # a left-right flip of frames and masks together
         images, masks, others = images.flip(-1), masks.flip(-1), others.flip(-1)
-    images, masks, others = _zoom([images, masks[:, None], others[:, None]], float(np.exp(rng.uniform(-0.5, 0.4))))
+    zoom = float(np.exp(rng.uniform(-0.5, 0.4))) if augment else 1.0
+    images, masks, others = _zoom([images, masks[:, None], others[:, None]], zoom)
     masks, others = (masks[:, 0] >= 0.5).float(), others[0, 0].numpy() >= 0.5
     if not masks[0].any():
         return None
-    return Clip(_augment(images, rng), masks, simulate_prompt(masks[0].numpy(), rng, others, sampling.leak_corrections))
+    images = _augment(images, rng) if augment else images
+    return Clip(images, masks, simulate_prompt(masks[0].numpy(), rng, others, sampling.leak_corrections))
 
 
 def simulate_prompt(mask: np.ndarray, rng, others: np.ndarray | None = None, leak: float = 0.0) -> dict:

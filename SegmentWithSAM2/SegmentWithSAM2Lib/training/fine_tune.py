@@ -23,7 +23,7 @@ from ..options import TRAINING_MODES, look_up
 from ..io.atomic import save_torch_atomic, write_text_atomic
 from .clips import PromptSampling, sample_clip
 from .evaluation import validator
-from .surgery import freeze, named_modules
+from .surgery import freeze, frozen_parameters
 from .trainer import TrainSettings, train
 
 # attention in memory and decoder, and the decoder's per-mask output MLPs: a new structure's shape
@@ -44,6 +44,9 @@ class TrainConfig:
     freeze: tuple = ()  # modules whose weights stay as they are (full and scratch modes)
     seed: int = 0
     sampling: PromptSampling = field(default_factory=PromptSampling)
+    window: str | None = None  # None: a jittered window per clip; a fixed one lets memo_frames reuse features
+    memo_frames: int = 0  # a frozen image encoder's outputs kept for this many frames (training.feature_memo)
+    augment: bool = True  # zoom and intensity augmentation (off: frames repeat, for memo_frames)
 
 
 @dataclass
@@ -77,7 +80,8 @@ def train_model(model: LoadedModel, data: TrainingData, config: TrainConfig, out
         freeze(predictor, config.freeze)
     _write_manifest(output / "training.json", model, data, config)
     settings = TrainSettings(steps=config.steps, clip_length=config.clip_length, lr=config.lr, seed=config.seed,
-                             checkpoint_every=max(1, min(200, config.steps)), autocast=model.autocast)
+                             checkpoint_every=max(1, min(200, config.steps)), autocast=model.autocast,
+                             memo_frames=config.memo_frames)
     train(predictor, _clip_sampler(model, data, config), settings, output, parameters=parameters,
           validate=validator(model.config, data.validation), on_step=on_step, log=log)
     if adapter is not None:
@@ -100,7 +104,7 @@ def check_training(model, data, config) -> None:
                                    Remedy("choose_precision"))
     if config.freeze and config.mode == "lora":
         raise SegmentWithSAM2Error("freezing modules is for full and scratch training; lora already freezes the base")
-    named_modules(model.predictor, config.freeze or ["image_encoder"])  # unknown names are refused here
+    frozen_parameters(model.predictor, config.freeze or ["image_encoder"])  # unknown names are refused here
 
 
 def _clip_sampler(model, data, config):
@@ -114,7 +118,8 @@ def _clip_sampler(model, data, config):
         label = int(generator.choice(present))
         axis = "auto" if generator.random() < 0.6 else str(generator.choice(["i", "j", "k"]))
         return sample_clip(volume, labels, label, config.clip_length, model.image_size, generator, axis=axis,
-                           sampling=config.sampling, normalization=frame_normalization(model.predictor))
+                           window=config.window, sampling=config.sampling, augment=config.augment,
+                           normalization=frame_normalization(model.predictor))
     return next_clip
 
 

@@ -38,11 +38,21 @@ def named_modules(predictor, names) -> dict:
     return {n: known[n] for n in names}
 
 
+def frozen_parameters(predictor, names) -> list:
+    """The weights of these modules and parameters (e.g. no_mem_embed); unknown names are refused."""
+    names = [n.strip() for n in names if n.strip()]
+    own = dict(predictor.named_parameters())
+    modules = [n for n in names if n not in own]
+    found = [own[n] for n in names if n in own]
+    if modules or not found:
+        found += [p for module in named_modules(predictor, modules).values() for p in module.parameters()]
+    return found
+
+
 def freeze(predictor, names) -> None:
-    """Leave these modules' weights as they are."""
-    for module in named_modules(predictor, names).values():
-        for p in module.parameters():
-            p.requires_grad_(False)
+    """Leave these modules' (or parameters') weights as they are."""
+    for p in frozen_parameters(predictor, names):
+        p.requires_grad_(False)
 
 
 def reinit(predictor, names, config: Path, seed: int) -> None:

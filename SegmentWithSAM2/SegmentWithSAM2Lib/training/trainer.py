@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..io.atomic import save_torch_atomic
+from .feature_memo import memoized_trunk
 from .losses import frame_loss
 
 
@@ -27,6 +28,7 @@ class TrainSettings:
     checkpoint_every: int = 200
     seed: int = 0
     autocast: object = None  # a context factory (LoadedModel.autocast): bf16 where the hardware has it
+    memo_frames: int = 0  # a frozen image-encoder trunk's outputs kept for this many frames (feature_memo)
 
 
 def clip_loss(model, clip, rng=None) -> torch.Tensor | None:
@@ -117,7 +119,25 @@ def train(model, next_clip, settings: TrainSettings, output: Path, validate=None
     params = [p for p in (parameters or model.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
     step, rng = _resume(model, optimizer, output / "last.pt", settings.seed)
+    with memoized_trunk(model, settings.memo_frames) as memo:
+        step = _steps(model, next_clip, settings, optimizer, params, step, rng, output, validate, log, on_step)
+    if memo is not None:
+        log(f"image features: {memo.misses} frames encoded, {memo.hits} reused")
+    return step
+
+
+def _train_mode(model) -> None:
+    """Training mode, except batch norms whose weights are frozen: they keep their statistics
+    (LiteMedSAM's TinyViT has batch norms; in training mode they would use each batch's)."""
     model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and \
+                not any(p.requires_grad for p in module.parameters()):
+            module.eval()
+
+
+def _steps(model, next_clip, settings, optimizer, params, step, rng, output, validate, log, on_step) -> int:
+    _train_mode(model)
     started, recent = time.perf_counter(), []
     while step < settings.steps:
         clip = next_clip(rng)
@@ -142,7 +162,7 @@ def train(model, next_clip, settings: TrainSettings, output: Path, validate=None
             if validate is not None:
                 model.eval()
                 message += f" validation Dice {validate(model):.3f}"
-                model.train()
+                _train_mode(model)
             log(message)
             recent = []
             save_torch_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
