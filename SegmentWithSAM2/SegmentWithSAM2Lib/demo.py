@@ -22,24 +22,44 @@ class DemoResult:
     slices_processed: dict
 
 
-def run_demo(output_dir, model, on_progress=None) -> DemoResult:
-    """Write the sample and its prompts into ``output_dir``, segment it with ``model``, score it."""
+def run_demo(output_dir, model, on_progress=None, sample: str = "phantom") -> DemoResult:
+    """Segment a sample with ``model`` from one box on its object's middle slice, write the result,
+    its prompts and an overlay into ``output_dir``, and score it against the sample's label.
+    ``phantom``: the synthetic CT (also written, as sample_ct.nrrd); ``lung2``: pyradiomics'
+    lung CT and its tumour (io.sample_data: fetched once from the package index)."""
     from . import api
     from .io.atomic import write_text_atomic
-    from .io.labelmaps import write_labelmap
-    from .synthetic import demo_ct
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    volume, truth = demo_ct()
-    prompts = in_ras(middle_slice_box(truth, 1, name="organ", color=(0.9, 0.5, 0.1)), volume)
-    write_labelmap(volume.array, volume, out / "sample_ct.nrrd")
+    volume, truth, window, result_name = _sample(sample, out)
+    prompts = in_ras(middle_slice_box(truth, 1, name="tumour" if sample != "phantom" else "organ",
+                                      color=(0.9, 0.5, 0.1)), volume)
     write_text_atomic(out / "prompts.json", json.dumps(prompts, indent=2))
-    result = api.segment(model, volume, prompts, window="soft-tissue", on_progress=on_progress)
-    api.write_result(result, out / "sample_ct_seg.nii.gz", overwrite=True)  # the demo's own folder
-    save_overlay(volume, result.labelmap, truth, out / "overlay.png")
-    return DemoResult(out / "sample_ct_seg.nii.gz", out / "overlay.png", dice(result.labelmap == 1, truth),
+    result = api.segment(model, volume, prompts, window=window, on_progress=on_progress)
+    api.write_result(result, out / result_name, overwrite=True)  # the demo's own folder
+    save_overlay(volume, result.labelmap, truth, out / "overlay.png", window=window)
+    return DemoResult(out / result_name, out / "overlay.png", dice(result.labelmap == 1, truth),
                       result.seconds, result.slices_processed)
+
+
+def _sample(sample: str, out: Path):
+    """(volume, truth uint8, window, result file name) of a demo sample."""
+    from .options import SAMPLES, look_up
+
+    look_up(sample, SAMPLES, "demo sample")
+    if sample == "phantom":
+        from .io.labelmaps import write_labelmap
+        from .synthetic import demo_ct
+
+        volume, truth = demo_ct()
+        write_labelmap(volume.array, volume, out / "sample_ct.nrrd")
+        return volume, truth, "soft-tissue", "sample_ct_seg.nii.gz"
+    from .io.sample_data import pyradiomics_case
+    from .io.volume_files import read_volume
+
+    image, label = pyradiomics_case(sample)
+    return read_volume(image), (read_volume(label).array > 0).astype(np.uint8), "lung", f"{sample}_seg.seg.nrrd"
 
 
 def in_ras(prompts: dict, volume) -> dict:
@@ -52,8 +72,8 @@ def in_ras(prompts: dict, volume) -> dict:
     return {"space": "RAS", "objects": objects}
 
 
-def save_overlay(volume, labelmap, truth, path, count=4) -> None:
-    """A few axial slices across the object: CT in soft-tissue window, result in orange, truth outlined."""
+def save_overlay(volume, labelmap, truth, path, count=4, window="soft-tissue") -> None:
+    """A few axial slices across the object, in ``window``: the result in orange, the truth outlined."""
     from PIL import Image
     from scipy import ndimage
 
@@ -63,7 +83,7 @@ def save_overlay(volume, labelmap, truth, path, count=4) -> None:
     if slices.size == 0:
         raise SegmentWithSAM2Error("the sample has no labelled slices")
     picks = np.linspace(slices.min(), slices.max(), count).round().astype(int)
-    window = resolve_window("soft-tissue", volume.array)
+    window = resolve_window(window, volume.array, volume.metadata)
     tiles = []
     for k in picks:
         gray = window.apply(volume.array[k])

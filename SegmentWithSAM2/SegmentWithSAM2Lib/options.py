@@ -11,6 +11,7 @@ import difflib
 from .errors import SegmentWithSAM2Error
 
 DEFAULT_MODEL = "medsam2-latest"
+SAMPLES = ("phantom", "lung2")  # demo samples: the synthetic CT; pyradiomics' lung CT (io.sample_data)
 DEMO_MODEL = "micro"  # shipped in model_zoo/micro/, so the demo segments for real on any machine
 STOP_AFTER = 3  # a direction ends after this many consecutive slices without the object
 

@@ -11,38 +11,20 @@ results go to benchmarks/results/pyradiomics-<model>-<protocol>.{json,md}.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 from SegmentWithSAM2Lib.cli import main as cli
 from SegmentWithSAM2Lib.io.model_zoo import cache_dir
+from SegmentWithSAM2Lib.io.sample_data import CASES, pyradiomics_case
 
-ARCHIVE = "pyradiomics-3.0.1.tar.gz"
-SHA256 = "47c57f441d6cb7973fa3b2ea48d3948df78e3348e1c69e1e2ff19001601fc2f5"
-CASES = ("brain1", "brain2", "breast1", "lung1", "lung2")
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 def cases_list(folder: Path) -> Path:
     """Fetch (once) and unpack the cases; returns a list file for ``evaluate --data``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    archive = folder / ARCHIVE
-    if not archive.is_file():
-        subprocess.run([sys.executable, "-m", "pip", "download", "pyradiomics==3.0.1", "--no-deps",
-                        "--no-build-isolation", "--no-binary", ":all:", "--dest", str(folder)], check=True)
-    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-    if digest != SHA256:
-        archive.unlink()
-        raise SystemExit(f"{ARCHIVE}: SHA-256 {digest}, expected {SHA256}; deleted, run again")
-    names = [f"{case}_{part}.nrrd" for case in CASES for part in ("image", "label")]
-    with tarfile.open(archive) as tar:
-        for name in names:
-            if not (folder / name).is_file():
-                member = tar.getmember(f"pyradiomics-3.0.1/data/{name}")
-                (folder / name).write_bytes(tar.extractfile(member).read())
+    for case in CASES:
+        pyradiomics_case(case, folder)
     listing = folder / "cases.txt"
     listing.write_text("".join(f"{case}_image.nrrd {case}_label.nrrd\n" for case in CASES))
     return listing

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import sys
 
-from ..options import DEMO_MODEL
-from .model_args import add_model_arguments, model_from_args
+from ..options import DEMO_MODEL, SAMPLES
+from .model_args import add_model_arguments, choice, model_from_args
 from .progress import ProgressBar
 
 
 def add_parser(commands) -> None:
     parser = commands.add_parser("demo", help="segment a bundled sample end to end")
     parser.add_argument("--output", default="demo-output", help="folder for the labelmap and overlay (demo-output)")
+    parser.add_argument("--sample", default="phantom", type=choice(SAMPLES, "demo sample"),
+                        help="phantom: the synthetic CT; lung2: pyradiomics 3.0.1's lung CT with its tumour "
+                        "(fetched once from the package index)")
     add_model_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -33,7 +36,7 @@ def run(args) -> int:
         print("micro is the project's demonstration and test model, trained on synthetic volumes and a brain "
               "atlas: NOT FOR CLINICAL USE.", file=sys.stderr)
     with ProgressBar() as bar:
-        result = run_demo(args.output, model, on_progress=bar.slices)
+        result = run_demo(args.output, model, on_progress=bar.slices, sample=args.sample)
     print(f"wrote {result.labelmap} and {result.overlay}; weights: {model.weights}; "
           f"Dice against the sample's known label: {result.dice:.3f}; {result.seconds:.1f} s, "
           f"slices {result.slices_processed}")
