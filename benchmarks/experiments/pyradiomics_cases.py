@@ -3,9 +3,10 @@
 are never used for training.
 
     python benchmarks/experiments/pyradiomics_cases.py [--model micro] [--protocols box,point,corrector]
+        [--baseline region-growing|litemedsam-slices|none]
 
 The archive (34 MB) comes from PyPI through pip, is checked against its SHA-256 and cached;
-results go to benchmarks/results/pyradiomics-<model>-<protocol>.{json,md}.
+results go to benchmarks/results/pyradiomics-<model>-<protocol>-<baseline>.{json,md}.
 """
 
 from __future__ import annotations
@@ -35,14 +36,16 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="micro")
     parser.add_argument("--protocols", default="box,point,corrector")
     parser.add_argument("--rounds", default="3")
+    parser.add_argument("--baseline", default="region-growing",
+                        help="region-growing, litemedsam-slices (box protocol only) or none")
     parser.add_argument("--cache", type=Path, default=cache_dir() / "pyradiomics-3.0.1")
     args = parser.parse_args(argv)
     listing = cases_list(args.cache)
     RESULTS.mkdir(parents=True, exist_ok=True)
     for protocol in args.protocols.split(","):
-        report = RESULTS / f"pyradiomics-{args.model}-{protocol}.json"
+        report = RESULTS / f"pyradiomics-{args.model}-{protocol}-{args.baseline}.json"
         status = cli(["evaluate", "--data", str(listing), "--model", args.model, "--protocol", protocol,
-                      "--rounds", args.rounds, "--report", str(report)])
+                      "--rounds", args.rounds, "--baseline", args.baseline, "--report", str(report)])
         if status:
             return status
     return 0
