@@ -1,6 +1,9 @@
-"""Behaviour of the shipped ``micro`` weights (model_zoo/micro/) on volumes generated here, never
-seen in training: following an object, stopping at its end, a negative click removing a leak,
-two objects keeping their labels.  micro is a demonstration and test model, not for clinical use."""
+"""Behaviour of the shipped models — ``micro`` (model_zoo/micro/) and ``lite`` (LiteMedSAM with
+memory trained here, model_zoo/lite/) — on volumes generated here, never seen in training:
+following an object, stopping at its end, a negative click removing a leak, two objects keeping
+their labels.  Both are demonstration models, not for clinical use."""
+
+import functools
 
 import numpy as np
 import pytest
@@ -15,9 +18,20 @@ SHAPE = (80, 128, 128)  # k, j, i
 SPACING = (0.8, 0.8, 2.0)  # i, j, k (mm)
 
 
-@pytest.fixture(scope="module")
-def micro():
-    return load_model("micro", device="cpu", precision="fp32")
+@functools.cache
+def shipped(name):
+    return load_model(name, device="cpu", precision="fp32")
+
+
+NOT_YET_LITE = "lite's memory after 200 steps on 8 synthetic volumes (2026-12-02): {}; issue 17 is open"
+
+
+def both(not_yet_lite=None):
+    """Each shipped model in turn; ``not_yet_lite``: what lite does not do yet (a strict xfail,
+    so the test fails once it does and the mark must go)."""
+    lite = pytest.param("lite", marks=pytest.mark.xfail(reason=NOT_YET_LITE.format(not_yet_lite), strict=True)) \
+        if not_yet_lite else "lite"
+    return pytest.mark.parametrize("name", ["micro", lite])
 
 
 def ct_volume(labels, levels, seed):
@@ -50,14 +64,18 @@ def ellipsoid_case():
     return ct_volume(labels, [40, 160], seed=101), labels
 
 
-def test_one_box_follows_an_ellipsoid_through_30_slices(micro, ellipsoid_case):
+@both()
+def test_one_box_follows_an_ellipsoid_through_30_slices(name, ellipsoid_case):
+    micro = shipped(name)
     volume, labels = ellipsoid_case
     result = VolumeSession(micro, volume, axis="k").propagate(box_prompts(labels, 1), PropagationOptions())
     score = dice(result.labelmap == 1, labels == 1)
     assert score >= 0.85, score
 
 
-def test_auto_stop_ends_within_three_slices_past_the_object(micro, ellipsoid_case):
+@both()
+def test_auto_stop_ends_within_three_slices_past_the_object(name, ellipsoid_case):
+    micro = shipped(name)
     volume, labels = ellipsoid_case
     session = VolumeSession(micro, volume, axis="k")
     stopped = session.propagate(box_prompts(labels, 1), PropagationOptions(auto_stop=True))
@@ -71,11 +89,13 @@ def test_auto_stop_ends_within_three_slices_past_the_object(micro, ellipsoid_cas
     assert not stopped.labelmap[:first].any() and not stopped.labelmap[last + 1:].any()
 
 
-def test_a_negative_click_removes_a_leak_on_its_slice(micro):
+@both("the negative click empties the slice (Dice 0.0 to the clicked lobe)")
+def test_a_negative_click_removes_a_leak_on_its_slice(name):
     """Two lobes of one intensity: A spans slices 18-62, B (38-62) touches it.  Tracked from a click
     on A on slice 26, where B is not there yet, the mask runs into B where it appears (one bright
     region); a negative click on B on the slice with the largest leak removes the leak there while A
     stays (the engine refines that slice's earlier logits with the click, as sam2 does)."""
+    micro = shipped(name)
     lobe_a = ellipsoid((40, 64, 46), (22, 18, 16))
     lobe_b = ellipsoid((50, 64, 80), (12, 18, 16)) & ~lobe_a
     labels = lobe_a.astype(np.uint8) + 2 * lobe_b.astype(np.uint8)
@@ -93,9 +113,11 @@ def test_a_negative_click_removes_a_leak_on_its_slice(micro):
     assert dice(after.labelmap[k] == 1, lobe_a[k]) > dice(before.labelmap[k] == 1, lobe_a[k])
 
 
-def test_two_objects_prompted_together_keep_their_own_labels(micro):
+@both("the second object reaches Dice 0.75")
+def test_two_objects_prompted_together_keep_their_own_labels(name):
     """Prompted on different slices (30 and 46): each object is tracked from its own prompt, and
     where both claim a pixel the object prompted nearer that slice keeps it."""
+    micro = shipped(name)
     labels = np.zeros(SHAPE, np.uint8)
     labels[ellipsoid((30, 50, 40), (10, 18, 14))] = 1
     labels[ellipsoid((46, 80, 88), (12, 16, 18))] = 2
