@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
-
 from SegmentWithSAM2Lib.core.engine import PropagationOptions, VolumeSession
+from SegmentWithSAM2Lib.core.metrics import middle_slice_box
 from SegmentWithSAM2Lib.core.model import pick_precision
 from SegmentWithSAM2Lib.io.models import load_model
 from SegmentWithSAM2Lib.machine import describe_machine, one_line
@@ -27,6 +24,8 @@ from SegmentWithSAM2Lib.synthetic import demo_ct
 from SegmentWithSAM2Lib.training.litemedsam_slices import litemedsam_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(RESULTS.parent))
+from micro_speed import _median  # noqa: E402  (a warm-up run, then the median)
 
 
 def models():
@@ -58,10 +57,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args(argv)
     volume, truth = demo_ct((args.slices, 512, 512), spacing_ijk=(0.7, 0.7, 2.5))
-    middle = args.slices // 2
-    rows, cols = np.nonzero(truth[middle])
-    prompts = {"space": "IJK", "objects": [{"boxes": [{"corner1": [int(cols.min()), int(rows.min()), middle],
-                                                       "corner2": [int(cols.max()), int(rows.max()), middle]}]}]}
+    prompts = middle_slice_box(truth, 1)  # one box on the object's middle slice
     options = PropagationOptions(auto_stop=False, postprocess=None)  # every slice, like for like
     slices_run = args.slices + 1  # the prompted slice runs in both directions
     timings = {}
@@ -79,15 +75,6 @@ def main(argv=None) -> int:
     (RESULTS / "lite-speed.json").write_text(json.dumps({"machine": describe_machine(), "rows": rows_out}, indent=2))
     (RESULTS / "lite-speed.md").write_text("\n".join(table) + "\n")
     return 0
-
-
-def _median(run, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 if __name__ == "__main__":
