@@ -80,7 +80,8 @@ def test_every_registry_config_resolves_with_a_distinct_architecture():
 
     configs = {spec.config for spec in load_registry().values()}
     prints = {name: fingerprint_of_config(resolve_config(name)) for name in configs}
-    assert len(configs) == 10 and len(set(prints.values())) == 9  # MedSAM2 shares SAM2.1-tiny's weights
+    assert len(configs) == 11 and len(set(prints.values())) == 10  # MedSAM2 shares SAM2.1-tiny's weights
+    assert prints["lite_256.yaml"] is None  # not a Hiera: no fingerprint, never a suggestion
 
 
 def test_random_weights_only_on_request_and_seeded():

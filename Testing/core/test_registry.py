@@ -39,10 +39,13 @@ def test_a_broken_entry_fails_the_schema():
 @pytest.mark.parametrize("config", sorted({spec.config for spec in load_registry().values()}))
 def test_every_config_builds_a_video_predictor(config):
     predictor = build_predictor(resolve_config(config))
-    assert type(predictor).__name__ == "SAM2VideoPredictor"
+    from sam2.sam2_video_predictor import SAM2VideoPredictor
+
+    assert isinstance(predictor, SAM2VideoPredictor)  # sam2's own, or lite's subclass of it
     sizes = {spec.image_size for spec in load_registry().values() if spec.config == config}
     assert sizes == {predictor.image_size}
-    assert predictor.image_size == (512 if "medsam2" in config else 256 if "micro" in config else 1024)
+    assert predictor.image_size == (512 if "medsam2" in config else 256 if "micro" in config or "lite" in config
+                                    else 1024)
     weights_mb = sum(t.numel() * t.element_size() for t in predictor.state_dict().values()) / 1e6
     for spec in load_registry().values():  # the size the model picker shows before a download
         if spec.config == config and not spec.shipped:

@@ -50,9 +50,12 @@ def fingerprint_of_state(state: dict) -> tuple | None:
     return int(state[key].shape[0]), len(blocks), "no_obj_embed_spatial" in state
 
 
-def fingerprint_of_config(config: Path) -> tuple:
+def fingerprint_of_config(config: Path) -> tuple | None:
+    """A Hiera config's (width, blocks, SAM2.1 keys); None for another image encoder (lite)."""
     model = OmegaConf.load(config).model
-    trunk = model.image_encoder.trunk
+    trunk = model.image_encoder.get("trunk")
+    if trunk is None:
+        return None
     stages = trunk.get("stages", _HIERA_DEFAULT_STAGES)
     return int(trunk.embed_dim), int(sum(stages)), bool(model.get("no_obj_embed_spatial", False))
 
