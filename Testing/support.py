@@ -27,3 +27,20 @@ def oblique_lps_matrix(spacing=(0.7, 1.3, 2.5), degrees=20.0):
     matrix[:3, :3] = rotation @ axes @ np.diag(spacing)
     matrix[:3, 3] = [12.0, -30.0, 55.0]
     return matrix
+
+
+def litemedsam_input(image: np.ndarray):
+    """Upstream's (LiteMedSAM's) preprocessing of a square slice: min-max to [0, 1], area-resized
+    to 256, 3 channels; a (1, 3, 256, 256) tensor."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(image.astype(np.float32))
+    x = (x - x.min()) / (x.max() - x.min())
+    return F.interpolate(x[None, None], size=(256, 256), mode="area").expand(-1, 3, -1, -1).contiguous()
+
+
+def box_of(mask: np.ndarray, scale: float) -> list[float]:
+    """The mask's box [x0, y0, x1, y1] in pixels of a frame ``scale`` times the slice's size."""
+    rows, cols = np.nonzero(mask)
+    return [cols.min() * scale, rows.min() * scale, (cols.max() + 1) * scale, (rows.max() + 1) * scale]

@@ -41,6 +41,7 @@ def test_range_bounds_the_work_and_the_output(medsam2_random, volume):
     session = VolumeSession(medsam2_random, volume, window="0,200")
     result = session.propagate(point_on(5), options(slice_range=(3, 7)))
     assert result.slices_processed == {"forward": 3, "backward": 3}
+    assert result.reached == {"forward": 7, "backward": 3}  # the last slice each direction ran through
     assert not result.labelmap[:3].any() and not result.labelmap[8:].any()
     with pytest.raises(SegmentWithSAM2Error, match="outside the range 6:9"):
         session.propagate(point_on(5), options(slice_range=(6, 9)))
@@ -65,7 +66,7 @@ def test_auto_stop_ends_a_direction_after_empty_slices(volume):
     absent = VolumeSession(model_with_object_score(-50.0), volume, window="0,200")
     stopped = absent.propagate(point_on(5), PropagationOptions(auto_stop=True, stop_after=3))
     assert stopped.slices_processed == {"forward": 4, "backward": 4}  # the prompted slice + 3 empty ones
-    assert not stopped.labelmap.any()
+    assert stopped.reached == {"forward": 8, "backward": 2} and not stopped.labelmap.any()
     full = absent.propagate(point_on(5), options())
     assert full.slices_processed == {"forward": 5, "backward": 6}
     present = VolumeSession(model_with_object_score(50.0), volume, window="0,200")

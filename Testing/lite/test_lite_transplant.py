@@ -5,12 +5,10 @@ code (its vendored segment_anything modules, loaded from the installed files) on
 embedding and box, on six slices of a synthetic CT."""
 
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from SegmentWithSAM2Lib.core.lite import transplanted_state
 from SegmentWithSAM2Lib.core.metrics import dice
@@ -19,6 +17,7 @@ from SegmentWithSAM2Lib.errors import CheckpointError
 from SegmentWithSAM2Lib.io import lite as lite_io
 from SegmentWithSAM2Lib.io.model_zoo import resolve_config
 from SegmentWithSAM2Lib.synthetic import demo_ct
+from support import box_of, litemedsam_input
 
 SLICES = (16, 19, 22, 25, 28, 31)
 
@@ -48,18 +47,6 @@ def lite():
     predictor = build_predictor(resolve_config("lite_256.yaml"))
     predictor.load_state_dict(transplanted_state(state, predictor.state_dict()), strict=True)
     return predictor.eval(), state
-
-
-def litemedsam_input(image: np.ndarray) -> torch.Tensor:
-    """Upstream's preprocessing of a square slice: min-max to [0, 1], area-resized to 256, 3 channels."""
-    x = torch.from_numpy(image.astype(np.float32))
-    x = (x - x.min()) / (x.max() - x.min())
-    return F.interpolate(x[None, None], size=(256, 256), mode="area").expand(-1, 3, -1, -1).contiguous()
-
-
-def box_of(mask: np.ndarray, scale: float) -> list[float]:
-    rows, cols = np.nonzero(mask)
-    return [cols.min() * scale, rows.min() * scale, (cols.max() + 1) * scale, (rows.max() + 1) * scale]
 
 
 def test_the_weights_come_verified_from_the_installed_package(monkeypatch):

@@ -39,6 +39,9 @@ def test_evaluate_command_writes_a_table_for_the_engine_and_the_baseline(tmp_pat
     assert all(0.0 <= r["dice"] <= 1.0 and 0.0 <= r["nsd"] <= 1.0 for r in rows)
     table = report.with_suffix(".md").read_text()
     assert "| mean | engine |" in table and "| mean | region growing |" in table
+    engine, grown = rows
+    assert engine["slices"] >= 1 and engine["seconds"] > 0 and "past_end" in engine
+    assert "slices" not in grown and grown["seconds"] > 0  # region growing runs in 3D, on no slices
 
 
 def test_corrective_click_goes_to_the_worst_slice_and_its_largest_error():
@@ -77,3 +80,21 @@ def test_evaluate_without_the_baseline_reports_the_engine_alone(tmp_path):
                      "--report", str(report)]) == 0
         assert [r["method"] for r in json.loads(report.read_text())["rows"]] == ["engine"]
         assert "region growing" not in report.with_suffix(".md").read_text()
+
+
+def test_reach_counts_the_slices_run_through_and_how_far_past_the_object():
+    from types import SimpleNamespace
+
+    from SegmentWithSAM2Lib.training.evaluation import chain_reach, reach
+
+    truth = np.zeros((20, 4, 4), bool)
+    truth[6:12, 1, 1] = True  # the object on slices 6-11
+    ran = SimpleNamespace(slices_processed={"forward": 8, "backward": 4}, reached={"forward": 16, "backward": 6})
+    assert reach(ran, truth) == {"slices": 12, "past_end": 5}  # forward went on to 16: 5 past slice 11
+    early = SimpleNamespace(slices_processed={"backward": 2}, reached={"backward": 8})
+    assert reach(early, truth) == {"slices": 2, "past_end": 0}
+    chain = np.zeros_like(truth)
+    chain[4:13, 2, 2] = True  # masks on 4-12, then an empty slice each way stopped it (3 and 13)
+    assert chain_reach(chain, truth) == {"slices": 11, "past_end": 3}
+    chain[4:, 2, 2] = True  # on to the volume's last slice: nothing beyond it to run through
+    assert chain_reach(chain, truth) == {"slices": 17, "past_end": 8}

@@ -281,3 +281,18 @@ def test_validation_on_held_out_files_scores_every_structure(tmp_path, capsys):
     capsys.readouterr()
     assert main(base + ["--validation-data", str(tmp_path / "none.txt"), "--output", str(tmp_path / "r2")]) == 1
     assert "none.txt holds no labelled structure" in capsys.readouterr().err
+
+
+def test_exit_clips_start_near_an_end_of_the_object_and_run_out_of_it():
+    """With exits=1 every clip begins on one of the object's last length-1 slices at either end and
+    steps outward, so its last frame is past the object; with exits=0 clips mostly run into it."""
+    rng = np.random.default_rng(3)
+    volume, labels = synthetic_volume(rng, (32, 48, 48), objects=1)
+    present = np.nonzero((labels == 1).any(axis=(1, 2)))[0]
+    assert 0 < present.min() and present.max() < 28  # room past both ends for a 4-slice clip
+    clips = [sample_clip(volume, labels, 1, 4, 64, rng, axis="k", exits=1.0, augment=False) for _ in range(12)]
+    clips = [c for c in clips if c is not None]
+    assert len(clips) >= 8
+    assert all(c.masks[0].any() and not c.masks[-1].any() for c in clips)
+    inward = [sample_clip(volume, labels, 1, 4, 64, rng, axis="k", augment=False) for _ in range(12)]
+    assert sum(c.masks[-1].any() for c in inward if c is not None) >= 6

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -21,9 +22,12 @@ from SegmentWithSAM2Lib.core.lite import trained_parts
 from SegmentWithSAM2Lib.io.atomic import save_torch_atomic
 from SegmentWithSAM2Lib.io.checkpoints import read_state_dict
 from SegmentWithSAM2Lib.io.lite import read_lite_state
+from SegmentWithSAM2Lib.io.model_zoo import cache_dir
+from SegmentWithSAM2Lib.training.atlases import mni152_aal
 from SegmentWithSAM2Lib.training.litemedsam_slices import litemedsam_model
 
 RECIPE = json.loads((Path(__file__).resolve().parent / "recipe.json").read_text())
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main(argv=None) -> int:
@@ -32,14 +36,17 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, required=True)
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args(argv)
+    args.output = args.output.resolve()
+    os.chdir(ROOT)  # the recipe's data paths are relative to the repository
     args.output.mkdir(parents=True, exist_ok=True)
     base = args.output / "base.pt"
     if not base.is_file():
         save_torch_atomic({"model": litemedsam_model().predictor.state_dict()}, base)
     design = RECIPE["designs"][args.design]
+    validation = mni152_aal(cache_dir() / "atlases")
     code = cli(["train", "--checkpoint", str(base), "--config", RECIPE["config"], "--device", RECIPE["device"],
-                "--precision", RECIPE["precision"], *RECIPE["common"], "--steps", str(args.steps),
-                "--freeze", design["freeze"], "--output", str(args.output)])
+                "--precision", RECIPE["precision"], *RECIPE["common"], "--validation-data", str(validation),
+                "--steps", str(args.steps), "--freeze", design["freeze"], "--output", str(args.output)])
     if code:
         return code
     parts = trained_parts(read_state_dict(args.output / "model.pt"), read_lite_state())

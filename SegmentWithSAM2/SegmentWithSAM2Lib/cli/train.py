@@ -38,6 +38,8 @@ def add_parser(commands) -> None:
                         "many frames and reuse it (with --window fixed; about 4 MB a frame for lite)")
     parser.add_argument("--no-augment", action="store_true", help="no zoom or intensity augmentation (only flips), "
                         "so that frames repeat and --memo-frames reuses them")
+    parser.add_argument("--exit-clips", type=float, default=0.0, metavar="SHARE", help="share of clips that start "
+                        "near an object's end and run out of it (teaches the object score where objects end)")
     add_model_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -51,7 +53,8 @@ def run(args) -> int:
     model = model_from_args(args, random_init=args.random_init or args.mode == "scratch")
     config = TrainConfig(mode=args.mode, steps=args.steps, clip_length=args.clip_length, lr=args.lr, rank=args.rank,
                          freeze=tuple(m.strip() for m in (args.freeze or "").split(",") if m.strip()), seed=args.seed,
-                         window=args.window, memo_frames=args.memo_frames, augment=not args.no_augment)
+                         window=args.window, memo_frames=args.memo_frames, augment=not args.no_augment,
+                         exits=args.exit_clips)
     check_training(model, data, config)
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)

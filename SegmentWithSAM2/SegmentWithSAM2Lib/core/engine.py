@@ -59,6 +59,7 @@ class SegmentationResult:
     cancelled: bool = False
     settings: dict = field(default_factory=dict)
     low_res: dict = field(default_factory=dict)  # (label, slice) -> sam2's low-resolution logits, for corrections
+    reached: dict = field(default_factory=dict)  # direction -> the last slice (view index) it ran through
 
 
 class VolumeSession:
@@ -179,7 +180,7 @@ class VolumeSession:
                     "auto_stop": options.auto_stop, "postprocess": options.postprocess is not None,
                     **_outcome(labelmap, objects)}
         return SegmentationResult(labelmap, objects, dict(run.processed), time.perf_counter() - started,
-                                  self.volume, cancelled, settings, run.low_res)
+                                  self.volume, cancelled, settings, run.low_res, dict(run.reached))
 
 
 MOST_OF_THE_VOLUME = 0.5  # an object this large has almost surely not been found, but flooded

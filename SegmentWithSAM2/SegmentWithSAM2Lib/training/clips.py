@@ -44,11 +44,13 @@ class Clip:
 
 def sample_clip(volume, labels, label, length, image_size, rng, axis="auto", window=None,
                 sampling: PromptSampling = PromptSampling(leak_corrections=0.0), normalization=IMAGENET,
-                augment: bool = True) -> Clip | None:
+                augment: bool = True, exits: float = 0.0) -> Clip | None:
     """``length`` slices starting on a slice holding ``label``, in a random direction; ``window``
     None draws one (the inference default half the time, otherwise a jittered one);
     ``normalization``: the model's (core.frames.frame_normalization); ``augment`` False: no zoom
-    and no intensity changes (only left-right flips), so that frames repeat (training.feature_memo)."""
+    and no intensity changes (only left-right flips), so that frames repeat (training.feature_memo);
+    ``exits``: the share of clips that start near one end of the object and run out of it, so that
+    the object score learns where an object ends (drawn only when non-zero: older runs replay)."""
     plan = plan_slices(volume, axis)
     inplane = InPlaneMap.fit(plan.slice_shape, plan.pixel_spacing, image_size)
     window = window or _random_window(volume.metadata.get("modality"), rng)
@@ -58,9 +60,7 @@ def sample_clip(volume, labels, label, length, image_size, rng, axis="auto", win
     present = np.nonzero((view == label).any(axis=(1, 2)))[0]
     if present.size == 0:
         return None
-    start = int(rng.choice(present))
-    inward = 1 if present.max() - start >= start - present.min() else -1
-    step = inward if rng.random() < 0.8 else -inward  # mostly through the object, sometimes out of its end
+    start, step = _start(present, length, rng, exits)
     indices = [min(max(start + step * t, 0), len(frames) - 1) for t in range(length)]
     images = torch.stack([frames[i] for i in indices])
     masks = torch.stack([_to_frame(inplane, view[i] == label) for i in indices])
@@ -74,6 +74,18 @@ def sample_clip(volume, labels, label, length, image_size, rng, axis="auto", win
         return None
     images = _augment(images, rng) if augment else images
     return Clip(images, masks, simulate_prompt(masks[0].numpy(), rng, others, sampling.leak_corrections))
+
+
+def _start(present: np.ndarray, length: int, rng, exits: float) -> tuple[int, int]:
+    """A clip's first slice and direction: mostly into the object; with ``exits``, that share of
+    clips starts on one of its last ``length - 1`` slices at an end and steps out of it."""
+    if exits and rng.random() < exits:
+        outward = 1 if rng.random() < 0.5 else -1
+        end = present.max() if outward == 1 else present.min()
+        return int(end - outward * rng.integers(0, max(length - 1, 1))), outward
+    start = int(rng.choice(present))
+    inward = 1 if present.max() - start >= start - present.min() else -1
+    return start, inward if rng.random() < 0.8 else -inward  # mostly through the object, sometimes out of its end
 
 
 def simulate_prompt(mask: np.ndarray, rng, others: np.ndarray | None = None, leak: float = 0.0) -> dict:

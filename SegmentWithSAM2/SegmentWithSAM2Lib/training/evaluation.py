@@ -14,6 +14,7 @@ has no use for negative ones).
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import torch
@@ -53,9 +54,39 @@ def scores(prediction: np.ndarray, truth: np.ndarray, spacing_kji) -> dict:
 
 
 def engine_mask(model, volume, labels, label, protocol, axis="k", window="auto") -> np.ndarray:
-    result = VolumeSession(model, volume, axis=axis, window=window).propagate(
-        prompt_for(labels, label, protocol), PropagationOptions())
-    return result.labelmap == label
+    return engine_run(model, volume, labels, label, protocol, axis, window)["mask"]
+
+
+def engine_run(model, volume, labels, label, protocol, axis="k", window="auto") -> dict:
+    """The engine's mask from the protocol's prompt, the slices it ran through, how far past the
+    object's ends it went, and its seconds (frames, features and propagation)."""
+    started = time.perf_counter()
+    session = VolumeSession(model, volume, axis=axis, window=window)
+    result = session.propagate(prompt_for(labels, label, protocol), PropagationOptions())
+    return {"mask": result.labelmap == label, **reach(result, session.plan.view_of(labels == label)),
+            "seconds": time.perf_counter() - started}
+
+
+def reach(result, truth_view: np.ndarray) -> dict:
+    """Slices run through and ``past_end``: how many slices beyond the object's first or last one
+    a direction went on (0: it stopped within the object's slices)."""
+    present = np.nonzero(truth_view.any(axis=(1, 2)))[0]
+    past = [0]
+    if "forward" in result.reached:
+        past.append(result.reached["forward"] - int(present.max()))
+    if "backward" in result.reached:
+        past.append(int(present.min()) - result.reached["backward"])
+    return {"slices": sum(result.slices_processed.values()), "past_end": max(past)}
+
+
+def chain_reach(mask: np.ndarray, truth: np.ndarray) -> dict:
+    """``reach`` of a slice-by-slice chain on axis k that stops at its first empty slice: it ran
+    through its masked slices and, where it stopped inside the volume, one empty slice more."""
+    masked, present = np.nonzero(mask.any(axis=(1, 2)))[0], np.nonzero(truth.any(axis=(1, 2)))[0]
+    if masked.size == 0:
+        return {"slices": 1, "past_end": 0}
+    low, high = max(int(masked.min()) - 1, 0), min(int(masked.max()) + 1, mask.shape[0] - 1)
+    return {"slices": high - low + 1, "past_end": max(high - int(present.max()), int(present.min()) - low, 0)}
 
 
 def region_growing_mask(volume, labels, label, extra_seeds=()) -> np.ndarray:
@@ -87,8 +118,10 @@ def corrective_click(prediction: np.ndarray, truth: np.ndarray):
 
 
 def corrector_rounds(model, volume, labels, label, rounds: int, baseline: bool = True) -> dict:
-    """Dice after the box and after each corrective round, for the engine and the baseline."""
+    """Per method: the masks after the box and after each corrective round, the clicks made,
+    and (the engine) the last round's ``reach`` and all rounds' seconds."""
     truth = labels == label
+    started = time.perf_counter()
     session = VolumeSession(model, volume, axis="k")
     prompts = middle_slice_box(labels, label)
     result = session.propagate(prompts, PropagationOptions())
@@ -106,7 +139,9 @@ def corrector_rounds(model, volume, labels, label, rounds: int, baseline: bool =
             if grow is not None and grow["positive"]:
                 seeds.append(grow["position"])
             grown.append(region_growing_mask(volume, labels, label, seeds))
-    return {"engine": (engine, len(clicks)), **({"region growing": (grown, len(seeds))} if baseline else {})}
+    run = {"masks": engine, "clicks": len(clicks), **reach(result, session.plan.view_of(truth)),
+           "seconds": time.perf_counter() - started}
+    return {"engine": run, **({"region growing": {"masks": grown, "clicks": len(seeds)}} if baseline else {})}
 
 
 def evaluate(model, cases, protocol="box", rounds: int = 3, baseline: str = "region-growing") -> list[dict]:
@@ -124,19 +159,31 @@ def evaluate(model, cases, protocol="box", rounds: int = 3, baseline: str = "reg
             truth = labels == label
             if protocol == "corrector":
                 grown = baseline == "region-growing"
-                for method, (masks, clicks) in corrector_rounds(model, volume, labels, label, rounds, grown).items():
+                for method, run in corrector_rounds(model, volume, labels, label, rounds, grown).items():
+                    masks = run.pop("masks")
                     rows.append({"case": f"{name}:{label}", "method": method, **scores(masks[-1], truth, spacing_kji),
-                                 "dice_rounds": [scores(m, truth, spacing_kji)["dice"] for m in masks],
-                                 "clicks": clicks})
+                                 "dice_rounds": [scores(m, truth, spacing_kji)["dice"] for m in masks], **run})
                 continue
-            masks = {"engine": engine_mask(model, volume, labels, label, protocol)}
+            runs = {"engine": engine_run(model, volume, labels, label, protocol)}
             if baseline == "region-growing":
-                masks["region growing"] = region_growing_mask(volume, labels, label)
+                runs["region growing"] = _timed(lambda: {"mask": region_growing_mask(volume, labels, label)})
             if lite is not None:
-                masks["litemedsam-slices"] = litemedsam_slices_mask(lite, volume, labels, label)
-            for method, mask in masks.items():
-                rows.append({"case": f"{name}:{label}", "method": method, **scores(mask, truth, spacing_kji)})
+                runs["litemedsam-slices"] = _timed(lambda: _chain(litemedsam_slices_mask(lite, volume, labels, label),
+                                                                  truth))
+            for method, run in runs.items():
+                details = {k: v for k, v in run.items() if k != "mask"}
+                rows.append({"case": f"{name}:{label}", "method": method, **scores(run["mask"], truth, spacing_kji),
+                             **details})
     return rows
+
+
+def _chain(mask, truth) -> dict:
+    return {"mask": mask, **chain_reach(mask, truth)}
+
+
+def _timed(run) -> dict:
+    started = time.perf_counter()
+    return {**run(), "seconds": time.perf_counter() - started}
 
 
 def _litemedsam():
@@ -165,12 +212,17 @@ def validator(config, cases):
 def markdown(rows, model, protocol) -> str:
     rounds = "dice_rounds" in rows[0]
     extra = (" Dice per round | clicks |", "---|---|") if rounds else ("", "")
-    lines = [f"Model {model.model_id} (weights {model.weights[:16]}), protocol {protocol}", "",
-             f"| case | method | Dice | HD95 (mm) | NSD@2mm |{extra[0]}", f"|---|---|---|---|---|{extra[1]}"]
+    lines = [f"Model {model.model_id} (weights {model.weights[:16]}), protocol {protocol}; slices: run through by the "
+             "model, past end: slices beyond the object's first or last one it went on (on the mean row: the worst case)", "",
+             f"| case | method | Dice | HD95 (mm) | NSD@2mm | slices | past end | seconds |{extra[0]}",
+             f"|---|---|---|---|---|---|---|---|{extra[1]}"]
     lines += [_row(r["case"], r, rounds) for r in rows]
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
-        mean = {k: float(np.mean([r[k] for r in mine])) for k in ("dice", "hd95", "nsd", "clicks") if k in mine[0]}
+        mean = {k: float(np.mean([r[k] for r in mine])) for k in ("dice", "hd95", "nsd", "clicks", "slices", "seconds")
+                if k in mine[0]}
+        if "past_end" in mine[0]:
+            mean["past_end"] = max(r["past_end"] for r in mine)  # the worst case: the rule is "every case"
         if rounds:
             mean["dice_rounds"] = np.mean([r["dice_rounds"] for r in mine], axis=0).tolist()
         lines.append(_row("mean", {"method": method, **mean}, rounds))
@@ -178,10 +230,15 @@ def markdown(rows, model, protocol) -> str:
 
 
 def _row(case, r, rounds) -> str:
-    line = f"| {case} | {r['method']} | {r['dice']:.3f} | {_mm(r['hd95'])} | {r['nsd']:.3f} |"
+    line = (f"| {case} | {r['method']} | {r['dice']:.3f} | {_mm(r['hd95'])} | {r['nsd']:.3f} | {_count(r, 'slices')} | "
+            f"{_count(r, 'past_end')} | {_count(r, 'seconds', '.1f')} |")
     if rounds:
         line += f" {' -> '.join(f'{d:.3f}' for d in r['dice_rounds'])} | {r['clicks']:g} |"
     return line
+
+
+def _count(row, key, spec=".0f") -> str:
+    return format(row[key], spec) if key in row else "-"
 
 
 def _mm(value: float) -> str:

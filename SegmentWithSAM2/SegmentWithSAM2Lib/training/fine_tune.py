@@ -47,6 +47,7 @@ class TrainConfig:
     window: str | None = None  # None: a jittered window per clip; a fixed one lets memo_frames reuse features
     memo_frames: int = 0  # a frozen image encoder's outputs kept for this many frames (training.feature_memo)
     augment: bool = True  # zoom and intensity augmentation (off: frames repeat, for memo_frames)
+    exits: float = 0.0  # share of clips that run out of the object's end (training.clips._start)
 
 
 @dataclass
@@ -119,7 +120,7 @@ def _clip_sampler(model, data, config):
         axis = "auto" if generator.random() < 0.6 else str(generator.choice(["i", "j", "k"]))
         return sample_clip(volume, labels, label, config.clip_length, model.image_size, generator, axis=axis,
                            window=config.window, sampling=config.sampling, augment=config.augment,
-                           normalization=frame_normalization(model.predictor))
+                           exits=config.exits, normalization=frame_normalization(model.predictor))
     return next_clip
 
 

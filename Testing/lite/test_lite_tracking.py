@@ -1,0 +1,79 @@
+"""How lite tracks a slice without prompts: LiteMedSAM's decoder gets the box of the mask on the
+slice before (MedSAM's own way through a volume), on features the memory changes only as much as
+its learned gate allows — an untrained memory (gate 0) not at all."""
+
+import pytest
+import torch
+
+from SegmentWithSAM2Lib.core.lite import CARRY_WIDEN, PooledMemoryAttention, carried_box, transplanted_state
+from SegmentWithSAM2Lib.core.model import build_predictor
+from SegmentWithSAM2Lib.io import lite as lite_io
+from SegmentWithSAM2Lib.io.model_zoo import resolve_config
+from SegmentWithSAM2Lib.synthetic import demo_ct
+from support import box_of, litemedsam_input
+
+
+@pytest.fixture(scope="module")
+def untrained():
+    predictor = build_predictor(resolve_config("lite_256.yaml"))
+    predictor.load_state_dict(transplanted_state(lite_io.read_lite_state(), predictor.state_dict()), strict=True)
+    return predictor.eval()
+
+
+def outputs_with(previous_index: int, low_res: torch.Tensor, cond: bool = False) -> dict:
+    key = "cond_frame_outputs" if cond else "non_cond_frame_outputs"
+    other = "non_cond_frame_outputs" if cond else "cond_frame_outputs"
+    return {key: {previous_index: {"pred_masks": low_res}}, other: {}}
+
+
+def test_the_carried_box_is_the_previous_masks_box_in_frame_pixels_widened():
+    low_res = torch.full((1, 1, 64, 64), -5.0)
+    low_res[0, 0, 10:21, 30:41] = 3.0  # rows 10-20, columns 30-40 of a 64-px low-resolution mask
+    box = carried_box(outputs_with(7, low_res), 7, image_size=256)
+    corners = box["point_coords"][0].tolist()
+    assert corners == [[30 * 4 - CARRY_WIDEN, 10 * 4 - CARRY_WIDEN], [41 * 4 + CARRY_WIDEN, 21 * 4 + CARRY_WIDEN]]
+    assert box["point_labels"].tolist() == [[2, 3]]  # SAM's box corner labels
+    assert carried_box(outputs_with(7, low_res, cond=True), 7, 256)["point_coords"].tolist() == [corners]
+
+
+def test_no_box_is_carried_from_an_empty_or_missing_mask_and_the_box_stays_in_the_frame():
+    empty = torch.full((1, 1, 64, 64), -1024.0)  # sam2's answer on a slice it scores as without the object
+    assert carried_box(outputs_with(3, empty), 3, 256) is None
+    assert carried_box(outputs_with(3, empty), 4, 256) is None  # no prediction on slice 4 at all
+    edge = empty.clone()
+    edge[0, 0, 0:5, 60:64] = 1.0
+    assert carried_box(outputs_with(3, edge), 3, 256)["point_coords"][0].tolist() == [[238.0, 0.0], [256.0, 22.0]]
+
+
+def test_an_untrained_memory_leaves_the_features_exactly_as_they_are():
+    attention = PooledMemoryAttention(d_model=8, pos_enc_at_input=True, layer=torch.nn.Identity(), num_layers=0)
+    assert attention.gate.item() == 0.0 and attention.gate.requires_grad
+    curr, pos = torch.randn(16 * 16, 1, 8), torch.randn(16 * 16, 1, 8)
+    out = attention(curr, torch.randn(20, 1, 8), pos, torch.randn(20, 1, 8))
+    assert torch.equal(out, curr)
+    attention.gate.data.fill_(0.5)
+    assert not torch.allclose(attention(curr, torch.randn(20, 1, 8), pos, torch.randn(20, 1, 8)), curr)
+
+
+def test_a_slice_without_prompts_is_decoded_from_the_box_of_the_mask_before_it(untrained):
+    """Slice 21 tracked after a box on slice 20 gives exactly what slice 21 gives when prompted
+    with the carried box directly: the box is what the decoder saw, and the untrained memory
+    changed nothing."""
+    volume, truth = demo_ct()
+    frames = torch.cat([litemedsam_input(volume.array[i]) for i in (20, 21)])
+    scale = 256 / volume.array.shape[1]
+    with torch.inference_mode():
+        _, feats, pos, sizes = untrained._prepare_backbone_features(untrained.forward_image(frames))
+        one = lambda x, t: [f[:, t:t + 1] for f in x]  # noqa: E731  (frame t of the batch)
+        outputs = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+        box = {"point_coords": torch.tensor([box_of(truth[20], scale)]).view(1, 2, 2),
+               "point_labels": torch.tensor([[2, 3]])}
+        outputs["cond_frame_outputs"][0] = untrained.track_step(0, True, one(feats, 0), one(pos, 0), sizes, box, None,
+                                                                outputs, 2, False, True)
+        tracked = untrained.track_step(1, False, one(feats, 1), one(pos, 1), sizes, None, None, outputs, 2, False, True)
+        carried = carried_box(outputs, 0, 256)
+        direct = untrained.track_step(1, True, one(feats, 1), one(pos, 1), sizes, carried, None,
+                                      {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}, 1, False, False)
+    assert tracked["point_inputs"] is None  # the carried box is not recorded as a user's prompt
+    assert (direct["pred_masks"] > 0).sum() > 200
+    assert torch.equal(tracked["pred_masks"], direct["pred_masks"])
