@@ -11,8 +11,10 @@ import difflib
 from .errors import SegmentWithSAM2Error
 
 DEFAULT_MODEL = "medsam2-latest"
-SAMPLES = ("phantom", "lung2")  # demo samples: the synthetic CT; pyradiomics' lung CT (io.sample_data)
-DEMO_MODEL = "micro"  # shipped in model_zoo/micro/, so the demo segments for real on any machine
+SAMPLES = ("lung2", "phantom")  # demo samples: pyradiomics' lung CT (io.sample_data); the synthetic CT
+# each sample's model, shipped in model_zoo/ so the demo segments for real on any machine: lite
+# (LiteMedSAM's pretrained encoder and decoder) for the real CT, micro for the phantom it was made on
+DEMO_MODELS = {"lung2": "lite", "phantom": "micro"}
 STOP_AFTER = 3  # a direction ends after this many consecutive slices without the object
 
 AXES = ("auto", "axial", "coronal", "sagittal", "i", "j", "k")

@@ -1,5 +1,5 @@
 """The micro weights shipped in model_zoo/micro/: small, verified against the registry, labelled
-as a demonstration model, and the default of the demo."""
+as a demonstration model, and the phantom demo's model."""
 
 import json
 
@@ -29,10 +29,10 @@ def test_the_manifest_names_the_command_seed_data_and_log():
     assert log and all("validation Dice" in line for line in log)
 
 
-def test_the_demo_runs_micro_and_reports_its_dice(tmp_path, capsys):
+def test_the_phantom_demo_runs_micro_and_reports_its_dice(tmp_path, capsys):
     from SegmentWithSAM2Lib.cli import main
 
-    assert main(["demo", "--output", str(tmp_path), "--device", "cpu"]) == 0
+    assert main(["demo", "--sample", "phantom", "--output", str(tmp_path), "--device", "cpu"]) == 0
     captured = capsys.readouterr()
     assert "model micro" in captured.err and "NOT FOR CLINICAL USE" in captured.err
     dice = float(captured.out.split("Dice against the sample's known label: ")[1].split(";")[0])

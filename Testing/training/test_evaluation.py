@@ -98,3 +98,13 @@ def test_reach_counts_the_slices_run_through_and_how_far_past_the_object():
     assert chain_reach(chain, truth) == {"slices": 11, "past_end": 3}
     chain[4:, 2, 2] = True  # on to the volume's last slice: nothing beyond it to run through
     assert chain_reach(chain, truth) == {"slices": 17, "past_end": 8}
+
+
+def test_baselines_are_named_comma_separated_and_each_is_checked(capsys):
+    from SegmentWithSAM2Lib.cli.evaluate import baselines
+
+    assert baselines("region-growing, litemedsam-slices") == "region-growing,litemedsam-slices"
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--synthetic", "1", "--baseline", "region-growing,litemedsam"])
+    error = capsys.readouterr().err
+    assert "--baseline" in error and "litemedsam" in error and "litemedsam-slices" in error

@@ -53,7 +53,7 @@ def _(tmp, env):
 def _(tmp, env):
     _shipped_copy(tmp, env, delete=True)
     out = tmp / "demo"
-    return Case(["demo", "--output", str(out), "--device", "cpu"],
+    return Case(["demo", "--sample", "phantom", "--output", str(out), "--device", "cpu"],
                 message=r"micro.* ships with the project but .*micro\.pt is missing.*restore", outputs=[out])
 
 

@@ -22,12 +22,19 @@ def add_parser(commands) -> None:
                         help="box or point on the middle slice, or the box then corrective clicks")
     parser.add_argument("--rounds", type=int, default=3, help="corrector rounds (one click each)")
     parser.add_argument("--labels", help="evaluate only these label values, e.g. 1,3-5")
-    parser.add_argument("--baseline", choices=BASELINES, default="region-growing",
-                        help="run beside the model from the same prompts: classical region growing, MedSAM's "
-                        "slice-by-slice recipe with LiteMedSAM (box protocol), or none (faster)")
+    parser.add_argument("--baseline", type=baselines, default="region-growing",
+                        help="run beside the model from the same prompts (comma-separated): region-growing "
+                        "(classical), litemedsam-slices (MedSAM's slice-by-slice recipe with LiteMedSAM; box "
+                        "protocol), or none (faster)")
     parser.add_argument("--report", help="write the table as JSON (and Markdown beside it)")
     add_model_arguments(parser)
     parser.set_defaults(run=run)
+
+
+def baselines(text: str) -> str:
+    """'region-growing,litemedsam-slices' checked part by part (argparse's type)."""
+    pick = choice(BASELINES, "baseline")
+    return ",".join(pick(part.strip()) for part in text.split(","))
 
 
 def run(args) -> int:

@@ -147,25 +147,27 @@ def corrector_rounds(model, volume, labels, label, rounds: int, baseline: bool =
 def evaluate(model, cases, protocol="box", rounds: int = 3, baseline: str = "region-growing") -> list[dict]:
     """[{case, method, dice, hd95, nsd}] for the engine and the baseline on every labelled object;
     the corrector adds ``dice_rounds`` (after the box, then each round) and ``clicks``.
-    ``litemedsam-slices`` (MedSAM's slice-by-slice recipe) takes a box: box protocol only."""
-    if baseline == "litemedsam-slices" and protocol != "box":
+    ``baseline``: comma-separated ``region-growing``, ``litemedsam-slices`` (MedSAM's
+    slice-by-slice recipe, which takes a box: box protocol only) or ``none``."""
+    chosen = set(baseline.split(",")) - {"none"}
+    if "litemedsam-slices" in chosen and protocol != "box":
         raise SegmentWithSAM2Error(f"the litemedsam-slices baseline starts from a box; use the box protocol "
                                    f"(got {protocol!r}), or another baseline")
-    lite = _litemedsam() if baseline == "litemedsam-slices" else None
+    lite = _litemedsam() if "litemedsam-slices" in chosen else None
     rows = []
     for name, volume, labels in cases:
         spacing_kji = tuple(float(s) for s in volume.spacing[::-1])
         for label in [int(v) for v in np.unique(labels) if v > 0]:
             truth = labels == label
             if protocol == "corrector":
-                grown = baseline == "region-growing"
+                grown = "region-growing" in chosen
                 for method, run in corrector_rounds(model, volume, labels, label, rounds, grown).items():
                     masks = run.pop("masks")
                     rows.append({"case": f"{name}:{label}", "method": method, **scores(masks[-1], truth, spacing_kji),
                                  "dice_rounds": [scores(m, truth, spacing_kji)["dice"] for m in masks], **run})
                 continue
             runs = {"engine": engine_run(model, volume, labels, label, protocol)}
-            if baseline == "region-growing":
+            if "region-growing" in chosen:
                 runs["region growing"] = _timed(lambda: {"mask": region_growing_mask(volume, labels, label)})
             if lite is not None:
                 runs["litemedsam-slices"] = _timed(lambda: _chain(litemedsam_slices_mask(lite, volume, labels, label),
