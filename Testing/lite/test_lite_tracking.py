@@ -5,7 +5,7 @@ its learned gate allows — an untrained memory (gate 0) not at all."""
 import pytest
 import torch
 
-from SegmentWithSAM2Lib.core.lite import CARRY_WIDEN, PooledMemoryAttention, carried_box, transplanted_state
+from SegmentWithSAM2Lib.core.lite import CARRY_WIDEN, PooledMemoryAttention, box_prompt, transplanted_state
 from SegmentWithSAM2Lib.core.model import build_predictor
 from SegmentWithSAM2Lib.io import lite as lite_io
 from SegmentWithSAM2Lib.io.model_zoo import resolve_config
@@ -20,29 +20,21 @@ def untrained():
     return predictor.eval()
 
 
-def outputs_with(previous_index: int, low_res: torch.Tensor, cond: bool = False) -> dict:
-    key = "cond_frame_outputs" if cond else "non_cond_frame_outputs"
-    other = "non_cond_frame_outputs" if cond else "cond_frame_outputs"
-    return {key: {previous_index: {"pred_masks": low_res}}, other: {}}
-
-
-def test_the_carried_box_is_the_previous_masks_box_in_frame_pixels_widened():
+def test_the_box_of_a_mask_is_in_frame_pixels_widened():
     low_res = torch.full((1, 1, 64, 64), -5.0)
     low_res[0, 0, 10:21, 30:41] = 3.0  # rows 10-20, columns 30-40 of a 64-px low-resolution mask
-    box = carried_box(outputs_with(7, low_res), 7, image_size=256)
-    corners = box["point_coords"][0].tolist()
-    assert corners == [[30 * 4 - CARRY_WIDEN, 10 * 4 - CARRY_WIDEN], [41 * 4 + CARRY_WIDEN, 21 * 4 + CARRY_WIDEN]]
+    box = box_prompt(low_res, image_size=256)
+    assert box["point_coords"][0].tolist() == [[30 * 4 - CARRY_WIDEN, 10 * 4 - CARRY_WIDEN],
+                                               [41 * 4 + CARRY_WIDEN, 21 * 4 + CARRY_WIDEN]]
     assert box["point_labels"].tolist() == [[2, 3]]  # SAM's box corner labels
-    assert carried_box(outputs_with(7, low_res, cond=True), 7, 256)["point_coords"].tolist() == [corners]
 
 
-def test_no_box_is_carried_from_an_empty_or_missing_mask_and_the_box_stays_in_the_frame():
+def test_no_box_comes_from_an_empty_mask_and_a_box_stays_in_the_frame():
     empty = torch.full((1, 1, 64, 64), -1024.0)  # sam2's answer on a slice it scores as without the object
-    assert carried_box(outputs_with(3, empty), 3, 256) is None
-    assert carried_box(outputs_with(3, empty), 4, 256) is None  # no prediction on slice 4 at all
+    assert box_prompt(empty, 256) is None
     edge = empty.clone()
     edge[0, 0, 0:5, 60:64] = 1.0
-    assert carried_box(outputs_with(3, edge), 3, 256)["point_coords"][0].tolist() == [[238.0, 0.0], [256.0, 22.0]]
+    assert box_prompt(edge, 256)["point_coords"][0].tolist() == [[238.0, 0.0], [256.0, 22.0]]
 
 
 def test_an_untrained_memory_leaves_the_features_exactly_as_they_are():
@@ -71,9 +63,31 @@ def test_a_slice_without_prompts_is_decoded_from_the_box_of_the_mask_before_it(u
         outputs["cond_frame_outputs"][0] = untrained.track_step(0, True, one(feats, 0), one(pos, 0), sizes, box, None,
                                                                 outputs, 2, False, True)
         tracked = untrained.track_step(1, False, one(feats, 1), one(pos, 1), sizes, None, None, outputs, 2, False, True)
-        carried = carried_box(outputs, 0, 256)
+        carried = box_prompt(outputs["cond_frame_outputs"][0]["pred_masks"], 256)
         direct = untrained.track_step(1, True, one(feats, 1), one(pos, 1), sizes, carried, None,
                                       {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}, 1, False, False)
     assert tracked["point_inputs"] is None  # the carried box is not recorded as a user's prompt
     assert (direct["pred_masks"] > 0).sum() > 200
     assert torch.equal(tracked["pred_masks"], direct["pred_masks"])
+
+
+def test_clicks_correcting_an_earlier_mask_go_in_with_that_masks_box_not_its_logits(untrained):
+    """A correction (clicks on a slice with an earlier mask): LiteMedSAM was never trained with a
+    mask input, so the earlier mask's box goes in with the clicks, and its logits do not."""
+    volume, truth = demo_ct()
+    with torch.inference_mode():
+        _, feats, pos, sizes = untrained._prepare_backbone_features(untrained.forward_image(
+            litemedsam_input(volume.array[22])))
+        earlier = torch.full((1, 1, 256, 256), -8.0)
+        earlier[0, 0, 90:170, 80:200] = 8.0
+        click = {"point_coords": torch.tensor([[[100.0, 120.0]]]), "point_labels": torch.tensor([[0]], dtype=torch.int32)}
+        step = lambda prompt, previous: untrained.track_step(  # noqa: E731
+            0, True, feats, pos, sizes, prompt, None, {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}, 1,
+            False, False, previous)
+        corrected = step(click, earlier)
+        box = box_prompt(earlier, 256)
+        with_box = {k: torch.cat([box[k], click[k]], 1) for k in box}
+        expected = step(with_box, None)
+    assert corrected["point_inputs"] is click
+    assert box["point_coords"][0].tolist() == [[78.0, 88.0], [202.0, 172.0]]
+    assert torch.equal(corrected["pred_masks"], expected["pred_masks"])

@@ -95,8 +95,7 @@ class PooledMemoryEncoder(MemoryEncoder):
 
 class BoxPromptEncoder(PromptEncoder):
     def _embed_points(self, points, labels, pad):
-        has_box = all(bool((row == c).any()) for row in labels for c in BOX_CORNERS)
-        return super()._embed_points(points, labels, pad and not has_box)
+        return super()._embed_points(points, labels, pad and not _has_box({"point_labels": labels}))
 
 
 class SamTokenMaskDecoder(MaskDecoder):
@@ -136,29 +135,33 @@ class LitePredictor(SAM2VideoPredictor):
 
     def _track_step(self, frame_idx, is_init_cond_frame, feats, pos, feat_sizes, point_inputs, mask_inputs,
                     output_dict, num_frames, track_in_reverse, prev_sam_mask_logits):
-        """sam2's step, a frame without prompts given the box of the mask before it (MedSAM's way
-        of tracking through a volume: LiteMedSAM's decoder was only ever trained with a box)."""
-        carried = None
+        """sam2's step with boxes where LiteMedSAM needs them (its decoder was trained with a box
+        on every slice, never with a mask input): a frame without prompts gets the box of the
+        mask before it (MedSAM's way through a volume), and clicks that correct an earlier mask
+        get that mask's box instead of its logits."""
+        prompt = point_inputs
         if point_inputs is None and mask_inputs is None:
-            carried = carried_box(output_dict, frame_idx - 1 if not track_in_reverse else frame_idx + 1,
-                                  self.image_size)
-        out, *rest = super()._track_step(frame_idx, is_init_cond_frame, feats, pos, feat_sizes,
-                                         carried or point_inputs, mask_inputs, output_dict, num_frames,
-                                         track_in_reverse, prev_sam_mask_logits)
-        out["point_inputs"] = point_inputs
+            before = frame_idx + 1 if track_in_reverse else frame_idx - 1
+            earlier = output_dict["cond_frame_outputs"].get(before) or output_dict["non_cond_frame_outputs"].get(before)
+            prompt = None if earlier is None else box_prompt(earlier["pred_masks"], self.image_size)
+        elif prev_sam_mask_logits is not None and not _has_box(point_inputs):
+            box = box_prompt(prev_sam_mask_logits, self.image_size)
+            if box is not None:
+                prompt = {key: torch.cat([box[key], point_inputs[key].to(box[key].dtype)], dim=1) for key in box}
+                prev_sam_mask_logits = None
+        out, *rest = super()._track_step(frame_idx, is_init_cond_frame, feats, pos, feat_sizes, prompt, mask_inputs,
+                                         output_dict, num_frames, track_in_reverse, prev_sam_mask_logits)
+        out["point_inputs"] = point_inputs  # what the user gave, as sam2 records it
         return (out, *rest)
 
 
-CARRY_WIDEN = 2  # frame pixels added on every side of a carried box (MedSAM widens by 3 slice pixels)
+CARRY_WIDEN = 2  # frame pixels added on every side of a box from a mask (MedSAM widens by 3 slice pixels)
 
 
-def carried_box(output_dict: dict, previous: int, image_size: int) -> dict | None:
-    """The box prompt (sam2's point inputs, corners labelled 2 and 3, in frame pixels) of the mask
-    predicted on slice ``previous``; None when that slice has no prediction or an empty one."""
-    out = output_dict["cond_frame_outputs"].get(previous) or output_dict["non_cond_frame_outputs"].get(previous)
-    if out is None:
-        return None
-    masks = out["pred_masks"][:, 0] > 0
+def box_prompt(logits: torch.Tensor, image_size: int) -> dict | None:
+    """The box (sam2's point inputs: corners labelled 2 and 3, in frame pixels) of each mask in
+    low-resolution ``logits`` (B, 1, h, w), widened; None when a mask is empty."""
+    masks = logits[:, 0] > 0
     if not masks.flatten(1).any(1).all():
         return None
     scale = image_size / masks.shape[-1]
@@ -168,9 +171,12 @@ def carried_box(output_dict: dict, previous: int, image_size: int) -> dict | Non
         low = torch.stack([cols.min(), rows.min()]).float() * scale - CARRY_WIDEN
         high = (torch.stack([cols.max(), rows.max()]).float() + 1) * scale + CARRY_WIDEN
         corners.append(torch.stack([low, high]).clamp(0, image_size))
-    coords = torch.stack(corners).to(masks.device)
     labels = torch.tensor(BOX_CORNERS, dtype=torch.int32, device=masks.device).expand(len(corners), 2)
-    return {"point_coords": coords, "point_labels": labels}
+    return {"point_coords": torch.stack(corners), "point_labels": labels}
+
+
+def _has_box(point_inputs: dict) -> bool:
+    return all(bool((row == c).any()) for row in point_inputs["point_labels"] for c in BOX_CORNERS)
 
 
 # LiteMedSAM's module prefixes -> this model's; sam2's MLP names its two layers layers.0/1
