@@ -14,7 +14,9 @@ sam2's own ``SAM2VideoPredictor`` with four parts of ours, each named in the con
 - ``BoxPromptEncoder``: SAM's box encoding, as LiteMedSAM was trained — sam2 adds a padding point
   to every point set, SAM only to one without a box; that token alone moves LiteMedSAM's masks
   (Dice 0.946 on six slices, worst 0.77);
-- ``SamTokenMaskDecoder``: SAM's decoder tokens, the object score read from the mask token.
+- ``SamTokenMaskDecoder``: SAM's decoder tokens, the object score read from the mask token;
+- ``LitePredictor._track_step``: a slice without prompts is decoded from the box of the mask on
+  the slice before (MedSAM's way through a volume), a correction from the earlier mask's box.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ class PooledMemoryEncoder(MemoryEncoder):
 
 class BoxPromptEncoder(PromptEncoder):
     def _embed_points(self, points, labels, pad):
-        return super()._embed_points(points, labels, pad and not _has_box({"point_labels": labels}))
+        return super()._embed_points(points, labels, pad and not _has_box(labels))
 
 
 class SamTokenMaskDecoder(MaskDecoder):
@@ -144,7 +146,7 @@ class LitePredictor(SAM2VideoPredictor):
             before = frame_idx + 1 if track_in_reverse else frame_idx - 1
             earlier = output_dict["cond_frame_outputs"].get(before) or output_dict["non_cond_frame_outputs"].get(before)
             prompt = None if earlier is None else box_prompt(earlier["pred_masks"], self.image_size)
-        elif prev_sam_mask_logits is not None and not _has_box(point_inputs):
+        elif prev_sam_mask_logits is not None and not _has_box(point_inputs["point_labels"]):
             box = box_prompt(prev_sam_mask_logits, self.image_size)
             if box is not None:
                 prompt = {key: torch.cat([box[key], point_inputs[key].to(box[key].dtype)], dim=1) for key in box}
@@ -175,8 +177,9 @@ def box_prompt(logits: torch.Tensor, image_size: int) -> dict | None:
     return {"point_coords": torch.stack(corners), "point_labels": labels}
 
 
-def _has_box(point_inputs: dict) -> bool:
-    return all(bool((row == c).any()) for row in point_inputs["point_labels"] for c in BOX_CORNERS)
+def _has_box(point_labels: torch.Tensor) -> bool:
+    """Whether every prompt of the batch holds both corners of a box."""
+    return all(bool((row == c).any()) for row in point_labels for c in BOX_CORNERS)
 
 
 # LiteMedSAM's module prefixes -> this model's; sam2's MLP names its two layers layers.0/1
