@@ -16,6 +16,7 @@ from SegmentWithSAM2Lib.io.models import load_model
 from SegmentWithSAM2Lib.io.model_zoo import resolve_config
 from SegmentWithSAM2Lib.training.clips import PromptSampling, sample_clip, simulate_prompt
 from SegmentWithSAM2Lib.synthetic import synthetic_volume
+from SegmentWithSAM2Lib.training.losses import frame_loss
 from SegmentWithSAM2Lib.training.trainer import TrainSettings, clip_loss, lr_at
 
 MICRO = "micro_256.yaml"
@@ -46,6 +47,19 @@ def test_loss_falls_when_fitting_one_clip():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_the_object_weight_scales_only_the_presence_term():
+    torch.manual_seed(0)
+    logits, ious = torch.randn(1, 3, 32, 32), torch.rand(1, 3)
+    score, absent, present = torch.tensor([[1.5]]), torch.zeros(32, 32), torch.zeros(32, 32)
+    present[8:20, 8:20] = 1
+    presence = torch.nn.functional.binary_cross_entropy_with_logits(score, torch.zeros(1, 1))
+    # an empty target: no mask or IoU term, only the presence term, times its weight
+    assert torch.allclose(frame_loss(logits, ious, score, absent, object_weight=10.0), 10 * presence)
+    one, ten = (frame_loss(logits, ious, score, present, object_weight=w) for w in (1.0, 10.0))
+    presence = torch.nn.functional.binary_cross_entropy_with_logits(score, torch.ones(1, 1))
+    assert torch.allclose(ten - one, 9 * presence)
 
 
 def test_schedule_warms_up_then_decays():

@@ -40,6 +40,9 @@ def add_parser(commands) -> None:
                         "so that frames repeat and --memo-frames reuses them")
     parser.add_argument("--exit-clips", type=float, default=0.0, metavar="SHARE", help="share of clips that start "
                         "near an object's end and run out of it (teaches the object score where objects end)")
+    parser.add_argument("--object-weight", type=float, default=1.0, metavar="W", help="weight of the object-presence "
+                        "loss beside the mask losses (SAM2's: 1); more makes the object score, and so auto-stop, "
+                        "learn faster")
     add_model_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -54,7 +57,7 @@ def run(args) -> int:
     config = TrainConfig(mode=args.mode, steps=args.steps, clip_length=args.clip_length, lr=args.lr, rank=args.rank,
                          freeze=tuple(m.strip() for m in (args.freeze or "").split(",") if m.strip()), seed=args.seed,
                          window=args.window, memo_frames=args.memo_frames, augment=not args.no_augment,
-                         exits=args.exit_clips)
+                         exits=args.exit_clips, object_weight=args.object_weight)
     check_training(model, data, config)
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)

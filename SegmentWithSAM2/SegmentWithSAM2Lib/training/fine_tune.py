@@ -23,6 +23,7 @@ from ..options import TRAINING_MODES, look_up
 from ..io.atomic import save_torch_atomic, write_text_atomic
 from .clips import PromptSampling, sample_clip
 from .evaluation import validator
+from .losses import OBJECT_WEIGHT
 from .surgery import freeze, frozen_parameters
 from .trainer import TrainSettings, train
 
@@ -48,6 +49,7 @@ class TrainConfig:
     memo_frames: int = 0  # a frozen image encoder's outputs kept for this many frames (training.feature_memo)
     augment: bool = True  # zoom and intensity augmentation (off: frames repeat, for memo_frames)
     exits: float = 0.0  # share of clips that run out of the object's end (training.clips._start)
+    object_weight: float = OBJECT_WEIGHT  # the object-presence loss's weight (SAM2's: 1)
 
 
 @dataclass
@@ -82,7 +84,7 @@ def train_model(model: LoadedModel, data: TrainingData, config: TrainConfig, out
     _write_manifest(output / "training.json", model, data, config)
     settings = TrainSettings(steps=config.steps, clip_length=config.clip_length, lr=config.lr, seed=config.seed,
                              checkpoint_every=max(1, min(200, config.steps)), autocast=model.autocast,
-                             memo_frames=config.memo_frames)
+                             memo_frames=config.memo_frames, object_weight=config.object_weight)
     train(predictor, _clip_sampler(model, data, config), settings, output, parameters=parameters,
           validate=validator(model.config, data.validation), on_step=on_step, log=log)
     if adapter is not None:

@@ -23,8 +23,9 @@ def dice_loss(logits, target, eps=1.0):
     return 1 - (2 * (p * t).sum(-1) + eps) / (p.sum(-1) + t.sum(-1) + eps)
 
 
-def frame_loss(multimask_logits, ious, object_score, target) -> torch.Tensor:
-    """``multimask_logits``: (1, M, S, S) at full resolution; ``target``: (S, S) float."""
+def frame_loss(multimask_logits, ious, object_score, target, object_weight=OBJECT_WEIGHT) -> torch.Tensor:
+    """``multimask_logits``: (1, M, S, S) at full resolution; ``target``: (S, S) float;
+    ``object_weight``: the presence term's weight (SAM2's is 1)."""
     target = target.expand_as(multimask_logits)
     present = target.flatten(-3).amax(-1) > 0
     mask_losses = FOCAL_WEIGHT * focal(multimask_logits, target) + DICE_WEIGHT * dice_loss(multimask_logits, target)
@@ -36,4 +37,4 @@ def frame_loss(multimask_logits, ious, object_score, target) -> torch.Tensor:
     iou_loss = F.mse_loss(ious, inter / union)
     object_loss = F.binary_cross_entropy_with_logits(object_score.flatten(), present.float().flatten())
     mask_loss = mask_losses.gather(-1, best).mean() if present.any() else mask_losses.new_zeros(())
-    return mask_loss + IOU_WEIGHT * iou_loss * present.float().mean() + OBJECT_WEIGHT * object_loss
+    return mask_loss + IOU_WEIGHT * iou_loss * present.float().mean() + object_weight * object_loss

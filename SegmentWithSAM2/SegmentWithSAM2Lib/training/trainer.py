@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ..io.atomic import save_torch_atomic
 from .feature_memo import memoized_trunk
-from .losses import frame_loss
+from .losses import OBJECT_WEIGHT, frame_loss
 
 
 @dataclass
@@ -29,9 +29,10 @@ class TrainSettings:
     seed: int = 0
     autocast: object = None  # a context factory (LoadedModel.autocast): bf16 where the hardware has it
     memo_frames: int = 0  # a frozen image-encoder trunk's outputs kept for this many frames (feature_memo)
+    object_weight: float = OBJECT_WEIGHT  # the object-presence loss's weight (losses.frame_loss)
 
 
-def clip_loss(model, clip, rng=None) -> torch.Tensor | None:
+def clip_loss(model, clip, rng=None, object_weight=OBJECT_WEIGHT) -> torch.Tensor | None:
     """Track one clip: frame 0 conditioned on its prompt, the rest from memory (the loss in fp32).
 
     With ``rng``, a clicked first frame sometimes gets corrective clicks as in SAM2's training:
@@ -61,7 +62,8 @@ def clip_loss(model, clip, rng=None) -> torch.Tensor | None:
             _, high_multi, ious, low_res, high_res, obj_ptr, object_score = sam
             if masks is None:
                 high_multi = F.interpolate(high_multi, size=(size, size), mode="bilinear", align_corners=False)
-                total = total + frame_loss(high_multi.float(), ious.float(), object_score.float(), clip.masks[t])
+                total = total + frame_loss(high_multi.float(), ious.float(), object_score.float(), clip.masks[t],
+                                           object_weight)
                 terms += 1
             click = _error_click(high_res, clip.masks[t], rng) if round_ < corrections else None
             if click is None:
@@ -146,7 +148,7 @@ def _steps(model, next_clip, settings, optimizer, params, step, rng, output, val
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, settings)
         with settings.autocast() if settings.autocast else contextlib.nullcontext():
-            loss = clip_loss(model, clip, rng)
+            loss = clip_loss(model, clip, rng, settings.object_weight)
         if loss is None:
             continue
         optimizer.zero_grad()
