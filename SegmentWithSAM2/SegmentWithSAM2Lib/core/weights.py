@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from ..errors import CheckpointError, Remedy
 
-_SHOWN = 5
+KEYS_SHOWN = 5  # how many keys an error message about a state dict names
 _HIERA_DEFAULT_STAGES = (2, 3, 16, 3)  # sam2's Hiera default (base+ configs leave it out)
 
 
@@ -37,8 +37,8 @@ def _mismatch_message(source, config, missing, unexpected, reshaped) -> str:
     parts = [f"checkpoint {source} does not fit config {config.name}"]
     for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", reshaped)):
         if keys:
-            more = f" and {len(keys) - _SHOWN} more" if len(keys) > _SHOWN else ""
-            parts.append(f"{len(keys)} {what} keys ({', '.join(keys[:_SHOWN])}{more})")
+            more = f" and {len(keys) - KEYS_SHOWN} more" if len(keys) > KEYS_SHOWN else ""
+            parts.append(f"{len(keys)} {what} keys ({', '.join(keys[:KEYS_SHOWN])}{more})")
     return "; ".join(parts)
 
 

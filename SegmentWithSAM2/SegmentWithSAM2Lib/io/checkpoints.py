@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 
 from ..core.adapters import FORMAT_VERSION, Adapter
+from ..core.weights import KEYS_SHOWN
 from ..errors import CheckpointError, SegmentWithSAM2Error
 from .atomic import write_atomic, write_text_atomic
 
-_SHOWN = 5
 
 
 def read_state_dict(path) -> dict:
@@ -32,7 +32,7 @@ def read_state_dict(path) -> dict:
     data = _torch_load(path)
     state = data.get("model", data) if isinstance(data, dict) else None
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        keys = list(data)[:_SHOWN] if isinstance(data, dict) else type(data).__name__
+        keys = list(data)[:KEYS_SHOWN] if isinstance(data, dict) else type(data).__name__
         raise CheckpointError(f"{path} holds no state dict (expected {{'model': state_dict}} or a state dict; found {keys})")
     return state
 
