@@ -2,6 +2,8 @@
 slice before (MedSAM's own way through a volume), on features the memory changes only as much as
 its learned gate allows — an untrained memory (gate 0) not at all."""
 
+import contextlib
+
 import pytest
 import torch
 
@@ -47,14 +49,26 @@ def test_an_untrained_memory_leaves_the_features_exactly_as_they_are():
     assert not torch.allclose(attention(curr, torch.randn(20, 1, 8), pos, torch.randn(20, 1, 8)), curr)
 
 
+@contextlib.contextmanager
+def presence(predictor, rule):
+    """The predictor with its presence rule (core.lite_presence) set to ``rule`` for a while."""
+    kept, predictor.presence = predictor.presence, rule
+    try:
+        yield predictor
+    finally:
+        predictor.presence = kept
+
+
 def test_a_slice_without_prompts_is_decoded_from_the_box_of_the_mask_before_it(untrained):
     """Slice 21 tracked after a box on slice 20 gives exactly what slice 21 gives when prompted
     with the carried box directly: the box is what the decoder saw, and the untrained memory
-    changed nothing."""
+    changed nothing.  (The presence rule is off: the phantom's organ on slice 21 stands out from
+    its surroundings a little less than on slice 20, cosine 0.844 against 0.820, and the rule would
+    score it absent.)"""
     volume, truth = demo_ct()
     frames = torch.cat([litemedsam_input(volume.array[i]) for i in (20, 21)])
     scale = 256 / volume.array.shape[1]
-    with torch.inference_mode():
+    with torch.inference_mode(), presence(untrained, None):
         _, feats, pos, sizes = untrained._prepare_backbone_features(untrained.forward_image(frames))
         one = lambda x, t: [f[:, t:t + 1] for f in x]  # noqa: E731  (frame t of the batch)
         outputs = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
@@ -91,3 +105,34 @@ def test_clicks_correcting_an_earlier_mask_go_in_with_that_masks_box_not_its_log
     assert corrected["point_inputs"] is click
     assert box["point_coords"][0].tolist() == [[78.0, 88.0], [202.0, 172.0]]
     assert torch.equal(corrected["pred_masks"], expected["pred_masks"])
+
+
+def test_a_tracked_slice_unlike_the_prompted_object_gets_sam2s_no_object_mask_and_pointer(untrained):
+    """A box on slice 24 of the organ (slices 15-32), then slice 42 tracked after it: the carried
+    box holds only tissue, which the untrained head (always "present") would segment; the presence
+    rule (core.lite_presence) scores it absent, and the mask and pointer become sam2's no-object ones."""
+    from sam2.modeling.sam2_base import NO_OBJ_SCORE
+
+    volume, truth = demo_ct()
+    frames = torch.cat([litemedsam_input(volume.array[i]) for i in (24, 42)])
+    scale = 256 / volume.array.shape[1]
+    box = {"point_coords": torch.tensor([box_of(truth[24], scale)]).view(1, 2, 2), "point_labels": torch.tensor([[2, 3]])}
+
+    def track(rule):
+        with torch.inference_mode(), presence(untrained, rule):
+            _, feats, pos, sizes = untrained._prepare_backbone_features(untrained.forward_image(frames))
+            one = lambda x, t: [f[:, t:t + 1] for f in x]  # noqa: E731
+            outputs = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+            outputs["cond_frame_outputs"][0] = untrained.track_step(0, True, one(feats, 0), one(pos, 0), sizes,
+                                                                    box, None, outputs, 2, False, True)
+            return untrained.track_step(1, False, one(feats, 1), one(pos, 1), sizes, None, None, outputs, 2,
+                                        False, True)
+
+    rule = untrained.presence
+    assert rule is not None  # lite_256.yaml sets it
+    without = track(None)
+    assert without["object_score_logits"].item() > 0 and (without["pred_masks"] > 0).any()
+    judged = track(rule)
+    assert judged["object_score_logits"].item() < 0
+    assert (judged["pred_masks"] == NO_OBJ_SCORE).all()
+    assert torch.equal(judged["obj_ptr"], untrained.no_obj_ptr.expand_as(judged["obj_ptr"]))

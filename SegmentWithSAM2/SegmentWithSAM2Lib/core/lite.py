@@ -16,7 +16,8 @@ sam2's own ``SAM2VideoPredictor`` with four parts of ours, each named in the con
   (Dice 0.946 on six slices, worst 0.77);
 - ``SamTokenMaskDecoder``: SAM's decoder tokens, the object score read from the mask token;
 - ``LitePredictor._track_step``: a slice without prompts is decoded from the box of the mask on
-  the slice before (MedSAM's way through a volume), a correction from the earlier mask's box.
+  the slice before (MedSAM's way through a volume), a correction from the earlier mask's box;
+  whether the object is still there is also judged from the embedding (core.lite_presence).
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ from sam2.modeling.memory_encoder import MemoryEncoder
 from sam2.modeling.sam.mask_decoder import MaskDecoder
 from sam2.modeling.sam.prompt_encoder import PromptEncoder
 from sam2.modeling.sam.transformer import TwoWayTransformer
+from sam2.modeling.sam2_base import NO_OBJ_SCORE
 from sam2.sam2_video_predictor import SAM2VideoPredictor
 from torch import nn
 
+from ..options import STOP_AFTER
+from .lite_presence import PROTOTYPES, PresenceRule, Prototype, nearest_prototype
 from .tinyvit import TinyViT
 
 BOX_CORNERS = (2, 3)  # SAM's labels of a box's top-left and bottom-right corner points
@@ -122,6 +126,12 @@ class LitePredictor(SAM2VideoPredictor):
 
     frame_normalization = (torch.zeros(3, 1, 1), torch.ones(3, 1, 1))
 
+    def __init__(self, *args, presence_likeness: float | None = None, presence_contrast: float | None = None,
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        rule = presence_likeness is not None and presence_contrast is not None
+        self.presence = PresenceRule(presence_likeness, presence_contrast) if rule else None
+
     def _build_sam_heads(self):
         super()._build_sam_heads()
         size, dim = self.sam_image_embedding_size, self.sam_prompt_embed_dim
@@ -143,21 +153,57 @@ class LitePredictor(SAM2VideoPredictor):
         get that mask's box instead of its logits."""
         prompt = point_inputs
         if point_inputs is None and mask_inputs is None:
-            before = frame_idx + 1 if track_in_reverse else frame_idx - 1
-            earlier = output_dict["cond_frame_outputs"].get(before) or output_dict["non_cond_frame_outputs"].get(before)
-            prompt = None if earlier is None else box_prompt(earlier["pred_masks"], self.image_size)
+            prompt = self._carried_box(frame_idx, output_dict, track_in_reverse)
         elif prev_sam_mask_logits is not None and not _has_box(point_inputs["point_labels"]):
             box = box_prompt(prev_sam_mask_logits, self.image_size)
             if box is not None:
                 prompt = {key: torch.cat([box[key], point_inputs[key].to(box[key].dtype)], dim=1) for key in box}
                 prev_sam_mask_logits = None
-        out, *rest = super()._track_step(frame_idx, is_init_cond_frame, feats, pos, feat_sizes, prompt, mask_inputs,
-                                         output_dict, num_frames, track_in_reverse, prev_sam_mask_logits)
+        out, sam_outputs, *rest = super()._track_step(frame_idx, is_init_cond_frame, feats, pos, feat_sizes, prompt,
+                                                      mask_inputs, output_dict, num_frames, track_in_reverse,
+                                                      prev_sam_mask_logits)
         out["point_inputs"] = point_inputs  # what the user gave, as sam2 records it
-        return (out, *rest)
+        if self.presence is not None and not self.training:
+            prompted = point_inputs is not None or mask_inputs is not None
+            sam_outputs = self._judge_presence(frame_idx, feats[-1], output_dict, prompted, sam_outputs)
+        return (out, sam_outputs, *rest)
+
+    def _carried_box(self, frame_idx, output_dict, track_in_reverse):
+        """The box of the mask on the nearest of the CARRY_BACK slices before this one that holds
+        one: a slice judged without the object leaves the next one the last box it was seen in."""
+        step = 1 if track_in_reverse else -1
+        for back in range(1, CARRY_BACK + 1):
+            index = frame_idx + step * back
+            earlier = output_dict["cond_frame_outputs"].get(index) or output_dict["non_cond_frame_outputs"].get(index)
+            if earlier is None:
+                return None
+            box = box_prompt(earlier["pred_masks"], self.image_size)
+            if box is not None:
+                return box
+        return None
+
+    def _judge_presence(self, frame_idx, features, output_dict, prompted, sam_outputs):
+        """Keep a prompted slice's prototype; on a tracked slice, lower the object score where
+        core.lite_presence says the object is gone, with sam2's no-object mask and pointer."""
+        low_res, high_res, obj_ptr, head_score = (sam_outputs[i] for i in (3, 4, 5, 6))
+        if prompted:
+            output_dict.setdefault(PROTOTYPES, {})[frame_idx] = Prototype.of(features, low_res)
+            return sam_outputs
+        prototype = nearest_prototype(output_dict, frame_idx)
+        if prototype is None:
+            return sam_outputs
+        score = self.presence.score(features, low_res, prototype, head_score)
+        gone = (score <= 0) & (head_score > 0)  # (B, 1): newly judged absent
+        if gone.any():
+            low_res = torch.where(gone[:, :, None, None], torch.full_like(low_res, NO_OBJ_SCORE), low_res)
+            high_res = torch.where(gone[:, :, None, None], torch.full_like(high_res, NO_OBJ_SCORE), high_res)
+            no_object = self.no_obj_ptr if self.fixed_no_obj_ptr else obj_ptr + self.no_obj_ptr
+            obj_ptr = torch.where(gone, no_object.to(obj_ptr.dtype), obj_ptr)
+        return (*sam_outputs[:3], low_res, high_res, obj_ptr, score)
 
 
 CARRY_WIDEN = 2  # frame pixels added on every side of a box from a mask (MedSAM widens by 3 slice pixels)
+CARRY_BACK = STOP_AFTER  # slices looked back for a mask to carry: as many as auto-stop waits
 
 
 def box_prompt(logits: torch.Tensor, image_size: int) -> dict | None:
