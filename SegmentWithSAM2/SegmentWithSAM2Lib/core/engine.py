@@ -141,6 +141,7 @@ class VolumeSession:
         placed = prompts if isinstance(prompts, list) else self.place(prompts)
         objects = _on_slice(placed, index)
         earlier = _corrected_slices(objects, previous)
+        _check_starts(objects, earlier)  # a negative click alone corrects an earlier mask
         labelmap = self._start_labelmap(objects, None, index, index)
         group = Group(objects, [("preview", index, index)])
         run = Run(self, [group], options, labelmap, None, None, earlier)
@@ -235,8 +236,6 @@ def _on_slice(objects, index: int) -> list[ObjectInputs]:
     kept = [ObjectInputs(o.name, o.label, o.color, {index: o.slices[index]}) for o in objects if index in o.slices]
     if not kept:
         raise SegmentWithSAM2Error(f"no prompts on slice {index} to preview; place a point, box or mask there")
-    if not any(o.slices[index].has_positive for o in kept):
-        raise SegmentWithSAM2Error(f"slice {index} has only negative points; add a positive point or a box there")
     return kept
 
 

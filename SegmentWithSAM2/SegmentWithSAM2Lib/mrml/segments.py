@@ -78,7 +78,7 @@ def write_segment(segmentation_node, volume_node, volume: Volume, mask: np.ndarr
         segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(volume_node)
     if segment_id is None:
         segment_id = segmentation.AddEmptySegment("", name, list(color))
-    image = _on_reference_grid(segmentation_node, oriented_image(mask, _grid_in(segmentation_node, volume)))
+    image = mask_on_reference_grid(segmentation_node, volume, mask)
     logic = slicer.vtkSlicerSegmentationsModuleLogic
     overwritten = others if overlap == "overwrite" else []
     if not logic.SetBinaryLabelmapToSegment(image, segmentation_node, segment_id, logic.MODE_REPLACE,
@@ -90,6 +90,11 @@ def write_segment(segmentation_node, volume_node, volume: Volume, mask: np.ndarr
     for key, value in (tags or {}).items():
         segment.SetTag(TAG_PREFIX + key, json.dumps(value))
     return segment_id
+
+
+def mask_on_reference_grid(segmentation_node, volume: Volume, mask: np.ndarray):
+    """A mask on the volume's grid as a vtkOrientedImageData on the segmentation's reference grid."""
+    return _on_reference_grid(segmentation_node, oriented_image(mask, _grid_in(segmentation_node, volume)))
 
 
 def _on_reference_grid(segmentation_node, image):
