@@ -188,3 +188,30 @@ def test_a_cancelled_propagation_raises_and_leaves_the_session_and_segments_as_t
     with pytest.raises(Cancelled):
         session.propagate(["liver"], should_cancel=lambda: calls.append(1) or len(calls) > 3)
     assert session.results == {} and not segment_array(segmentation, liver, session.volume).any()
+
+
+def test_the_worker_runs_the_effects_interactions_on_one_edit_session(editor, micro):
+    """Through the module's one worker thread (mrml.worker): a click previews, a propagation
+    reports progress and answers the masks; the volume is copied once for every request."""
+    from SegmentWithSAM2Lib.mrml.jobs import EditRequests, Status
+    from SegmentWithSAM2Lib.mrml.worker import Worker
+
+    _, volume_node, *_ = editor
+    worker = Worker(load_model=lambda *a, **k: micro)
+    requests = EditRequests()
+    values = dict(model_id="micro", device="cpu", window="40,400", axis="k", auto_stop=False)
+    try:
+        click = worker.submit(requests.make(volume_node, "box", ("liver", *centre_box(LIVER, 11)), **values))
+        assert click.wait(60) and click.status is Status.DONE, click.message
+        index, preview = click.result
+        assert index == 11 and preview[11].any()
+        propagate = requests.make(volume_node, "propagate", (["liver"],), **values)
+        assert propagate.volume is click.request.volume  # not copied again
+        job = worker.submit(propagate)
+        assert job.wait(120) and job.status is Status.DONE, job.message
+        assert job.result["liver"][11].sum() == preview[11].sum() and job.result["liver"].any(axis=(1, 2)).sum() > 5
+        assert job.progress[0] == job.progress[1] == SHAPE[0] + 1  # every slice, the prompted one by both passes
+        with pytest.raises(ValueError, match="unknown edit action 'paint'"):
+            requests.make(volume_node, "paint", **values)
+    finally:
+        worker.shutdown()

@@ -86,6 +86,34 @@ class SegmentRequest:
 
 
 @dataclass(frozen=True)
+class EditRequest:
+    """One interaction of the Segment Editor's SAM2 effect, run on the worker's EditSession
+    (mrml.editing): ``action`` is one of EDIT_ACTIONS with its ``args``; the effect writes the
+    answer through the editor on the main thread."""
+
+    volume: Volume
+    volume_key: tuple
+    action: str
+    args: tuple = ()
+    model_id: str = DEFAULT_MODEL
+    checkpoint: str = ""
+    device: str = "auto"
+    window: str = "auto"
+    axis: str = "auto"
+    auto_stop: bool = True
+
+    model_key = SegmentRequest.model_key
+
+    @property
+    def session_key(self) -> tuple:
+        return self.volume_key + (self.window, self.axis, self.auto_stop) + self.model_key
+
+
+# action -> the EditSession method it calls (arguments: EditRequest.args)
+EDIT_ACTIONS = {"click": "click", "box": "box", "propagate": "propagate", "clear_slice": "clear_slice"}
+
+
+@dataclass(frozen=True)
 class DownloadRequest:
     model_id: str
 
@@ -109,16 +137,40 @@ class Outcome:
 def segment_request(volume_node, segmentation_node, prompts, **values) -> tuple[SegmentRequest, Target]:
     """Main thread: the request and its target from the input nodes and plain ``values`` (the
     SegmentRequest fields from ``model_id`` on; ``window="display"`` is resolved here)."""
-    from .pipeline import read_inputs
-
-    volume, window = read_inputs(volume_node, values.pop("window", "display"))
-    volume = Volume(volume.array.copy(), volume.ijk_to_ras.copy(), dict(volume.metadata))
-    image_time = volume_node.GetImageData().GetMTime()
-    key = (volume_node.GetID(), image_time, tuple(volume.ijk_to_ras.ravel().round(6)))
+    volume, window, key = _captured(volume_node, values.pop("window", "display"))
     if values.get("slice_range") is not None:
         values["slice_range"] = tuple(int(s) for s in values["slice_range"])
     request = SegmentRequest(volume, copy.deepcopy(prompts), key, window=window, **values)
     return request, Target(volume_node.GetScene(), volume_node, segmentation_node)
+
+
+def _captured(volume_node, window):
+    """Main thread: the node's voxels as the worker's own copy, the window resolved, and the key
+    a session stays valid under (node id, image modified time, IJK->RAS)."""
+    from .pipeline import read_inputs
+
+    volume, window = read_inputs(volume_node, window)
+    volume = Volume(volume.array.copy(), volume.ijk_to_ras.copy(), dict(volume.metadata))
+    key = (volume_node.GetID(), volume_node.GetImageData().GetMTime(), tuple(volume.ijk_to_ras.ravel().round(6)))
+    return volume, window, key
+
+
+class EditRequests:
+    """Main thread: the effect's EditRequests, the source volume copied once while its key and
+    the window hold (not on every click)."""
+
+    def __init__(self):
+        self._captured = None  # (window asked, short key, volume, resolved window, session key)
+
+    def make(self, volume_node, action: str, args=(), window="display", **values) -> EditRequest:
+        if action not in EDIT_ACTIONS:
+            raise ValueError(f"unknown edit action {action!r}; known: {', '.join(EDIT_ACTIONS)}")
+        key = (volume_node.GetID(), volume_node.GetImageData().GetMTime())
+        if self._captured is None or self._captured[:2] != (window, key):
+            volume, resolved, full_key = _captured(volume_node, window)
+            self._captured = (window, key, volume, resolved, full_key)
+        _, _, volume, resolved, full_key = self._captured
+        return EditRequest(volume, full_key, action, tuple(args), window=resolved, **values)
 
 
 class Job:

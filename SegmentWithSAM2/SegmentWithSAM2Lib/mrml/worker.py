@@ -16,7 +16,7 @@ import queue
 import threading
 
 from ..errors import Cancelled
-from .jobs import DownloadRequest, Job, Outcome, SegmentRequest, Status, Target
+from .jobs import EDIT_ACTIONS, DownloadRequest, EditRequest, Job, Outcome, SegmentRequest, Status, Target
 
 _STOP = object()
 
@@ -46,6 +46,7 @@ class Worker:
         self._model_key = self._model = None  # one model at a time: each may hold GBs of device memory
         self._session_key = self._session = None
         self._last = None  # (session key, result) of the last segmentation
+        self._editing = None  # (session key, EditSession) of the Segment Editor effect
         self._queue = queue.Queue()
         self._lock = threading.Lock()
         self._open_jobs, self._closed = set(), False
@@ -58,7 +59,7 @@ class Worker:
 
     def submit(self, request, target: Target | None = None) -> Job:
         """Queue a SegmentRequest (with its Target) or a DownloadRequest; returns its Job."""
-        work = {SegmentRequest: self._segment, DownloadRequest: self._fetch}[type(request)]
+        work = {SegmentRequest: self._segment, DownloadRequest: self._fetch, EditRequest: self._edit}[type(request)]
         return self._put(Job(request, target), work)
 
     def clear(self) -> Job:
@@ -90,7 +91,7 @@ class Worker:
             self._run(job, work)
             with self._lock:
                 self._open_jobs.discard(job)
-        self._model = self._session = self._last = None
+        self._model = self._session = self._last = self._editing = None
 
     @staticmethod
     def _run(job: Job, work) -> None:
@@ -128,9 +129,29 @@ class Worker:
         self._last = (r.session_key, result)
         return result
 
+    def _edit(self, job: Job):
+        """An effect's interaction on the EditSession of its volume, window, axis and model (kept
+        between interactions: prompts, cached features, each segment's last propagation)."""
+        from .editing import EditSession
+        from ..core.engine import PropagationOptions
+
+        r = job.request
+        model = self._model_for(r)
+        if self._editing is None or self._editing[0] != r.session_key:
+            options = PropagationOptions(auto_stop=r.auto_stop)
+            self._editing = (r.session_key, EditSession(model, r.volume, axis=r.axis, window=r.window, options=options))
+        method = getattr(self._editing[1], EDIT_ACTIONS[r.action])
+        if r.action != "propagate":
+            return method(*r.args)
+
+        def report(done, total, index, direction):
+            job.progress = (done, total, f"{direction} slice {index}: {done} of {total}")
+
+        return method(*r.args, on_progress=report, should_cancel=job.cancel_requested)
+
     def _model_for(self, r: SegmentRequest):
         if self._model_key != r.model_key:
-            self._model_key = self._model = self._session_key = self._session = None  # free it first
+            self._model_key = self._model = self._session_key = self._session = self._editing = None  # free it first
             self._model = self._load(r.model_id, checkpoint=r.checkpoint or None, device=r.device)
             self._model_key = r.model_key
         return self._model
@@ -154,7 +175,7 @@ class Worker:
         return self._download(job.request.model_id, on_progress=report, should_cancel=job.cancel_requested)
 
     def _forget(self, _job):
-        self._session_key = self._session = self._last = None
+        self._session_key = self._session = self._last = self._editing = None
 
     def finish(self, job: Job) -> Outcome:
         """Main thread, once the job ended: write a segmentation's result into its segmentation
