@@ -1,11 +1,11 @@
 """SegmentWithSAM2: the Slicer scripted module (Module, parameter node, Widget, Logic, Test).
 
 The module stays thin: the Widget reads the GUI and calls the Logic; the Logic reads the parameter
-node into a request (plain values) and hands it to ``SegmentWithSAM2Lib.mrml.worker.Worker``, whose
-one persistent thread runs the model; MRML nodes are only touched on the main thread.
+node into a request (plain values) and hands it to the shared ``SegmentWithSAM2Lib.mrml.worker``,
+whose one persistent thread runs the model (for the "SAM2" Segment Editor effect too, registered
+here: SegmentEditorSAM2Lib); MRML nodes are only touched on the main thread.
 """
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -19,12 +19,14 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
+from SegmentWithSAM2Qt import registerSAM2Effect, useSlicerCache, waitForJob
+
 from SegmentWithSAM2Lib.mrml.jobs import DownloadRequest, SegmentRequest, Status, describe, segment_request
 from SegmentWithSAM2Lib.mrml.markups import LastPlacedPoint, style_prompt_points
 from SegmentWithSAM2Lib.mrml.model_picker import model_choice, model_choices, model_ids
 from SegmentWithSAM2Lib.mrml.slicer_version import unsupported
 from SegmentWithSAM2Lib.mrml.volumes import volume_from_node
-from SegmentWithSAM2Lib.mrml.worker import Worker
+from SegmentWithSAM2Lib.mrml.worker import shared_worker
 from SegmentWithSAM2Lib.options import AXES, DEFAULT_MODEL, DEVICES, DIRECTIONS, OVERLAPS
 
 
@@ -42,6 +44,7 @@ class SegmentWithSAM2(ScriptedLoadableModule):
         self.parent.acknowledgementText = _(
             "Built on Meta's SAM2 and the MedSAM2 weights of WangLab; the weights keep their own licenses. "
             "Not for clinical use.")
+        slicer.app.connect("startupCompleted()", registerSAM2Effect)  # the "SAM2" Segment Editor effect
 
 
 @parameterNodeWrapper
@@ -156,8 +159,7 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.showModelStates()  # connectGui's Choice connector refilled the picker with bare ids
 
     def showModelStates(self):
-        """Each picker row with its model's state; the rows are the Choice's ids in order, and the
-        connector reads the row index, so relabelling changes nothing it reads
+        """Each picker row with its model's state; the connector reads the row index, not the text
         (parameterNodeWrapper/guiConnectors.py QComboBoxToStringableConnector, 5.10)."""
         for row, choice in enumerate(model_choices()):
             self.ui.modelSelector.setItemText(row, choice.label)
@@ -175,9 +177,8 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if role != "box":
             style_prompt_points(node, role == "positivePoints")
         self._lastPoint.watch(node)
-        markupsLogic = slicer.modules.markups.logic()
-        markupsLogic.SetActiveList(node)
-        markupsLogic.StartPlaceMode(role != "box")  # points: keep placing; box: one ROI
+        slicer.modules.markups.logic().SetActiveList(node)
+        slicer.modules.markups.logic().StartPlaceMode(role != "box")  # points: keep placing; box: one ROI
 
     def onMaskFromSegment(self):
         """The chosen segment, on the current slice, becomes a mask prompt."""
@@ -228,16 +229,11 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._startJob(self.logic.startDownload(self._parameterNode.model))
 
     def _installed(self) -> bool:
-        """The packages are there, or installed now with each step and pip line shown here."""
-        def onLine(line):
-            self.ui.statusLabel.text = line
-            slicer.app.processEvents()  # the install runs on the main thread: show it now
-
-        def onStep(done, total, text):
-            self._showProgressStep(done, total, text)
-            slicer.app.processEvents()
-
-        return self.logic.ensureDependencies(onStep, onLine)
+        """The packages are there, or installed now with each step and pip line shown here (shown
+        at once: the install runs on the main thread)."""
+        live = lambda show: lambda *shown: (show(*shown), slicer.app.processEvents())  # noqa: E731
+        showLine = lambda line: setattr(self.ui.statusLabel, "text", line)  # noqa: E731
+        return self.logic.ensureDependencies(live(self._showProgressStep), live(showLine))
 
     def _weightsAtHand(self) -> bool:
         """The first run of a model that is not downloaded offers the download, then goes on (D14);
@@ -261,26 +257,9 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._job = job
         self.ui.progressBar.setValue(0)
         self.ui.cancelButton.enabled = True
-        self._pump(job)
+        waitForJob(job, self._showProgressStep)  # Slicer stays live meanwhile (why: SegmentWithSAM2Qt)
         self._finishJob(job)
         return job
-
-    def _pump(self, job):
-        """Wait for the job in 30 ms GIL-releasing waits, pumping Qt events between them (D2).
-
-        CTK starts PythonQt without releasing the GIL (commontk/CTK
-        Libs/Scripting/Python/Core/ctkAbstractPythonManager.cpp, initPythonQt; no Slicer branch calls
-        PyEval_SaveThread), so while Slicer sits in its C++ event loop the main thread holds the GIL
-        and the worker thread gets it only while Python runs here; Event.wait releases it.
-        processEvents keeps the panel live (progress, Cancel, a second click is refused as busy):
-        SlicerNNInteractive's pattern (done_event.wait(0.03) + processEvents)."""
-        while not job.wait(0.03):
-            slicer.app.processEvents()
-            self._showProgress(job)
-        self._showProgress(job)
-
-    def _showProgress(self, job):
-        self._showProgressStep(*job.progress)
 
     def _showProgressStep(self, done, total, text):
         self.ui.progressBar.setMaximum(max(total, 1))
@@ -314,8 +293,8 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
 
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
-        _useSlicerCache()  # here, on the main thread: it reads the application's settings
-        self.worker = Worker()
+        useSlicerCache()  # here, on the main thread: it reads the application's settings
+        self.worker = shared_worker()  # one thread, model and session for the panel and the effect
 
     def getParameterNode(self):
         return SegmentWithSAM2ParameterNode(super().getParameterNode())
@@ -383,14 +362,6 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
     def finish(self, job):
         """Main thread, once the job has ended: write its result; the Outcome (message, segments)."""
         return self.worker.finish(job)
-
-
-def _useSlicerCache():
-    """Checkpoints live in Slicer's cache folder unless $SEGMENTWITHSAM2_CACHE says otherwise
-    (main thread: slicer.app.cachePath reads the application's settings)."""
-    from SegmentWithSAM2Lib.io.model_zoo import use_cache_dir
-
-    use_cache_dir(os.path.join(slicer.app.cachePath, "SegmentWithSAM2"))
 
 
 class SegmentWithSAM2Test(ScriptedLoadableModuleTest):

@@ -215,3 +215,21 @@ def test_the_worker_runs_the_effects_interactions_on_one_edit_session(editor, mi
             requests.make(volume_node, "paint", **values)
     finally:
         worker.shutdown()
+
+
+def test_markers_show_the_segments_prompts_on_the_views_plane_in_its_pixels():
+    from SegmentWithSAM2Lib.mrml.prompt_markers import markers_in_view
+
+    book = PromptBook(slice_axis=2)
+    book.add_point("liver", (10, 20, 5), True)
+    book.add_point("liver", (12, 22, 5), False)
+    book.add_point("liver", (30, 30, 6), True)  # another slice: not shown
+    book.set_box("liver", (2, 3, 5), (8, 9, 5))
+    xy_to_ras = np.eye(4)
+    xy_to_ras[:3, :3] = np.diag([0.5, 0.5, 2.0])  # 0.5 mm view pixels, one 2 mm slice per z step
+    xy_to_ras[2, 3] = 10.0  # the plane at S = 10 mm: slice 5 of the volume below
+    shown = markers_in_view(book, "liver", IJK_TO_RAS, xy_to_ras, tolerance_mm=1.0)
+    shown = {k: np.round(v, 6).tolist() for k, v in shown.items()}
+    assert shown == {"positive": [[16.0, 32.0]], "negative": [[19.2, 35.2]],
+                     "boxes": [[[3.2, 4.8], [12.8, 14.4]]]}
+    assert markers_in_view(book, "kidney", IJK_TO_RAS, xy_to_ras, 1.0) == {"positive": [], "negative": [], "boxes": []}

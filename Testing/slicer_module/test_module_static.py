@@ -8,6 +8,8 @@ import re
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+import pytest
+
 MODULE_DIR = Path(__file__).resolve().parents[2] / "SegmentWithSAM2"
 MODULE = MODULE_DIR / "SegmentWithSAM2.py"
 UI = MODULE_DIR / "Resources" / "UI" / "SegmentWithSAM2.ui"
@@ -67,10 +69,12 @@ def test_cmake_lists_every_python_file_and_resource():
     assert "slicer_add_python_unittest" in cmake or "SegmentWithSAM2Test" in cmake
 
 
-def test_the_module_leaves_threads_and_model_work_to_the_worker():
-    """The module file only reads the GUI and the parameter node; the mrml.worker runs the model
-    (the self-test, which builds a random model, aside)."""
-    tree = ast.parse(MODULE.read_text())
+@pytest.mark.parametrize("path", [MODULE, MODULE_DIR / "SegmentEditorSAM2Lib" / "SegmentEditorEffect.py"],
+                         ids=["module", "effect"])
+def test_the_module_leaves_threads_and_model_work_to_the_worker(path):
+    """The module and effect files only read the GUI, the views and the parameter nodes; the
+    shared mrml.worker runs the model (the module's self-test aside)."""
+    tree = ast.parse(path.read_text())
     tree.body = [node for node in tree.body if getattr(node, "name", "") != "SegmentWithSAM2Test"]
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
                 for alias in node.names} | {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
@@ -78,7 +82,7 @@ def test_the_module_leaves_threads_and_model_work_to_the_worker():
         {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
     assert not imported & {"threading", "concurrent.futures", "run_engine", "VolumeSession", "load_model"}
     assert not names & {"ThreadPoolExecutor", "Thread", "run_engine", "VolumeSession", "SegmentWithSAM2Job"}
-    assert {"Worker", "segment_request", "describe"} <= imported
+    assert "shared_worker" in imported
 
 
 def test_d13_the_range_fields_are_bounded_so_whole_volume_shows():

@@ -34,6 +34,18 @@ def _default_download(model_id, on_progress=None, should_cancel=None):
     return download_model(model_id, on_progress=on_progress, should_cancel=should_cancel)
 
 
+_SHARED = None
+
+
+def shared_worker() -> "Worker":
+    """The one worker of this process (the module's panel and the Segment Editor effect share its
+    thread, model and sessions); a new one once it was shut down."""
+    global _SHARED
+    if _SHARED is None or _SHARED.closed:
+        _SHARED = Worker()
+    return _SHARED
+
+
 class Worker:
     """One persistent thread running jobs in order; it owns the model, the session and the last
     result (for corrections), so only that thread ever touches them."""
@@ -56,6 +68,10 @@ class Worker:
     @property
     def thread(self) -> threading.Thread:
         return self._thread
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def submit(self, request, target: Target | None = None) -> Job:
         """Queue a SegmentRequest (with its Target) or a DownloadRequest; returns its Job."""
@@ -128,6 +144,11 @@ class Worker:
             job.progress = (1, 1, f"slice {r.preview_slice}")
         self._last = (r.session_key, result)
         return result
+
+    def edit_prompts(self, session_key: tuple):
+        """Main thread, between jobs: the effect's PromptBook for that session (None before one),
+        to draw its markers; the worker thread only changes it inside a job."""
+        return self._editing[1].book if self._editing and self._editing[0] == session_key else None
 
     def _edit(self, job: Job):
         """An effect's interaction on the EditSession of its volume, window, axis and model (kept

@@ -1,0 +1,40 @@
+"""Qt helpers shared by the Segment With SAM2 module and its "SAM2" Segment Editor effect."""
+
+import os
+
+import slicer
+
+
+def waitForJob(job, onProgress):
+    """Wait for a worker job in 30 ms GIL-releasing waits, pumping Qt events between them.
+
+    CTK starts PythonQt without releasing the GIL (commontk/CTK
+    Libs/Scripting/Python/Core/ctkAbstractPythonManager.cpp, initPythonQt; no Slicer branch calls
+    PyEval_SaveThread), so while Slicer sits in its C++ event loop the main thread holds the GIL
+    and the worker thread gets it only while Python runs here; Event.wait releases it.
+    processEvents keeps the panel live (progress, Cancel, a second click is refused as busy):
+    SlicerNNInteractive's pattern (done_event.wait(0.03) + processEvents).
+    ``onProgress(done, total, text)`` is called between waits and once at the end."""
+    while not job.wait(0.03):
+        slicer.app.processEvents()
+        onProgress(*job.progress)
+    onProgress(*job.progress)
+
+
+def registerSAM2Effect():
+    """Register the "SAM2" Segment Editor effect (Slicer's ScriptedSegmentEditorEffect template's
+    way, at startupCompleted); each Segment Editor uses a clone of it."""
+    import qSlicerSegmentationsEditorEffectsPythonQt as effects
+
+    source = os.path.join(os.path.dirname(os.path.dirname(__file__)), "SegmentEditorSAM2Lib", "SegmentEditorEffect.py")
+    instance = effects.qSlicerSegmentEditorScriptedEffect(None)
+    instance.setPythonSource(source.replace("\\", "/"))
+    instance.self().register()
+
+
+def useSlicerCache():
+    """Checkpoints live in Slicer's cache folder unless $SEGMENTWITHSAM2_CACHE says otherwise
+    (main thread: slicer.app.cachePath reads the application's settings)."""
+    from SegmentWithSAM2Lib.io.model_zoo import use_cache_dir
+
+    use_cache_dir(os.path.join(slicer.app.cachePath, "SegmentWithSAM2"))
