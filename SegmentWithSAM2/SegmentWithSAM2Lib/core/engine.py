@@ -152,7 +152,8 @@ class VolumeSession:
             order = [object_ids.index(label) for label in group.labels]
             run.write(group, index, masks[order, 0].float())
         run.processed["preview"] = 1
-        return self._result(labelmap, objects, run, started, options)
+        # counted on the slice alone: it is all a preview writes (a volume's bincount is ~15 ms at 512 x 512)
+        return self._result(labelmap, objects, run, started, options, counted=self.plan.view_of(labelmap)[index])
 
     def _check_previous(self, previous) -> None:
         """A correction refines a result of this volume on this grid, axis and window only."""
@@ -173,13 +174,13 @@ class VolumeSession:
             raise SegmentWithSAM2Error(f"range {first}:{last} is not within slices 0:{count - 1}")
         return int(first), int(last)
 
-    def _result(self, labelmap, objects, run, started, options, cancelled=False) -> SegmentationResult:
+    def _result(self, labelmap, objects, run, started, options, cancelled=False, counted=None) -> SegmentationResult:
         settings = {"model": self.model.model_id, "weights": self.model.weights, "precision": self.model.precision,
                     "window": [self.window.lower, self.window.upper, self.window.source],
                     "axis": self.plan.view, "slice_axis": "ijk"[self.plan.slice_axis],
                     "direction": options.direction, "range": list(self._range(options.slice_range)),
                     "auto_stop": options.auto_stop, "postprocess": options.postprocess is not None,
-                    **_outcome(labelmap, objects)}
+                    **(_outcome(labelmap, objects) if counted is None else _outcome(counted, objects, "slice"))}
         return SegmentationResult(labelmap, objects, dict(run.processed), time.perf_counter() - started,
                                   self.volume, cancelled, settings, run.low_res, dict(run.reached))
 
@@ -187,7 +188,7 @@ class VolumeSession:
 MOST_OF_THE_VOLUME = 0.5  # an object this large has almost surely not been found, but flooded
 
 
-def _outcome(labelmap: np.ndarray, objects) -> dict:
+def _outcome(labelmap: np.ndarray, objects, where: str = "volume") -> dict:
     """Voxels per object label, the labels left empty, and a warning for each surprise: an object
     empty on every slice, a wholly empty result, an object covering most of the volume."""
     counts = np.bincount(labelmap.ravel(), minlength=max(o.label for o in objects) + 1)
@@ -201,7 +202,7 @@ def _outcome(labelmap: np.ndarray, objects) -> dict:
             warnings.warn(f"object {o.name!r} (label {o.label}) is empty on every slice", EmptyResultWarning, stacklevel=4)
     for o in objects:
         if voxels[o.label] > MOST_OF_THE_VOLUME * labelmap.size:
-            warnings.warn(f"object {o.name!r} covers {100 * voxels[o.label] / labelmap.size:.0f} % of the volume: "
+            warnings.warn(f"object {o.name!r} covers {100 * voxels[o.label] / labelmap.size:.0f} % of the {where}: "
                           "the model probably did not find its edges; check the window and the prompts",
                           EmptyResultWarning, stacklevel=4)
     return {"voxels": voxels, "empty_objects": [o.label for o in empty]}

@@ -44,7 +44,9 @@ class EditSession:
         slice only); a click on a propagated slice refines that slice's earlier mask."""
         result = self.engine.preview(self.book.prompts([segment_id]), index, self.options,
                                      previous=self.results.get(segment_id))
-        return result.labelmap == self.book.label(segment_id)
+        mask, view = np.zeros(result.labelmap.shape, bool), self.engine.plan.view_of
+        view(mask)[index] = view(result.labelmap)[index] == self.book.label(segment_id)  # the one slice written
+        return mask
 
     def propagate(self, segment_ids, direction: str | None = None, on_progress=None, should_cancel=None) -> dict:
         """Propagate ``segment_ids`` in one pass sharing the image features.  Segments corrected on
