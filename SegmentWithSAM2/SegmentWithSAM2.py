@@ -36,7 +36,7 @@ class SegmentWithSAM2(ScriptedLoadableModule):
         self.parent.title = _("Segment With SAM2")
         # the core modules' context, as Slicer's template: a translated UI keeps one "Segmentation" category (D27)
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
-        self.parent.contributors = ["SegmentWithSAM2 developers"]
+        self.parent.contributors, self.parent.dependencies = ["SegmentWithSAM2 developers"], ["Segmentations"]
         self.parent.helpText = _(
             "Segment CT, MRI and PET volumes with SAM2, SAM2.1 and MedSAM2: place positive/negative points or "
             "a box on a slice, and the object is propagated through the neighbouring slices in both directions. "

@@ -6,6 +6,7 @@ axis, auto-stop) are the Segment With SAM2 module's."""
 
 import os
 
+import numpy as np
 import qt
 import slicer
 import vtk
@@ -17,13 +18,16 @@ from SegmentWithSAM2Qt import waitForJob
 from SegmentWithSAM2Lib.core.geometry import plan_slices
 from SegmentWithSAM2Lib.mrml.editor_writes import EditorWrites
 from SegmentWithSAM2Lib.mrml.jobs import EditRequests, Status
-from SegmentWithSAM2Lib.mrml.prompt_markers import BOX_COLOR, NEGATIVE_COLOR, POSITIVE_COLOR, markers_in_view
+from SegmentWithSAM2Lib.errors import SegmentWithSAM2Error
+from SegmentWithSAM2Lib.mrml.prompt_markers import (BOX_COLOR, NEGATIVE_COLOR, POSITIVE_COLOR, ijk_of, markers_in_view,
+                                                    view_shows_slices)
 from SegmentWithSAM2Lib.mrml.volumes import matrix_to_numpy
 from SegmentWithSAM2Lib.mrml.worker import shared_worker
 
-# keys read in the slice views (none is one of qMRMLSegmentEditorWidget's shortcuts: 0-9, Shift+0-9,
-# Escape, Space, z, y, q, w, i, / * , . < >; the editor's Escape leaves the effect, which cancels a run)
-KEYS = {"p": ("propagate", None), "Up": ("propagate", "forward"), "Down": ("propagate", "backward"),
+# keys read in the slice views: none is the Segment Editor's (0-9, Shift+0-9, Escape, Space, z, y, q,
+# w, i, / * , . < >), a slice view's (g t f b v V r [ ] { } and the arrows) or the markups' (s, Delete,
+# BackSpace); the editor's Escape leaves the effect, which cancels a run
+KEYS = {"p": ("propagate", None), "u": ("propagate", "forward"), "d": ("propagate", "backward"),
         "a": ("propagate all", None), "n": ("polarity", None), "c": ("clear slice", None)}
 DRAG_PIXELS = 4  # a press and release farther apart than this is a box
 
@@ -34,7 +38,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         scriptedEffect.perSegment = True
         scriptedEffect.requireSegments = True
         AbstractScriptedSegmentEditorEffect.__init__(self, scriptedEffect)
-        self.requests, self.job, self.pressed, self.actors = EditRequests(), None, None, {}
+        self.requests, self.job, self.pressed, self.actors, self.lastView = EditRequests(), None, None, {}, None
 
     def clone(self):
         import qSlicerSegmentationsEditorEffectsPythonQt as effects
@@ -48,24 +52,26 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         return qt.QIcon(path) if os.path.exists(path) else qt.QIcon()
 
     def helpText(self):
-        return _("<b>Click to segment the selected segment with SAM2.</b> Left click: a positive point "
+        return _("<b>Click to segment the selected segment with SAM2</b>, in slice views along the volume's "
+                 "slices (axial unless the module's Axis says otherwise). Left click: a positive point "
                  "(Ctrl+click, or with 'Negative clicks' on: a negative one); drag: a box. Each prompt "
-                 "previews its slice at once. Keys in a slice view: p propagate both ways, Up / Down one "
-                 "way, a propagate every prompted segment, n switch polarity, c clear this slice's "
-                 "prompts; Esc cancels a run (and leaves the effect); z / Ctrl+Z undo one interaction. "
-                 "A click on a propagated slice corrects it; the next propagation re-runs from there. "
-                 "Settings: the Segment With SAM2 module.")
+                 "previews its slice at once. Keys in a slice view: p propagate both ways, u / d one way "
+                 "(up, down), a propagate every prompted segment, n switch polarity, c clear this slice's "
+                 "prompts; Esc cancels a run (and leaves the effect); z / Ctrl+Z undo the last change to "
+                 "the segment (its prompts stay: c clears them). A click on a propagated slice corrects it; "
+                 "the next propagation re-runs from there. Settings: the Segment With SAM2 module.")
 
     def setupOptionsFrame(self):
         self.negative = qt.QCheckBox(_("Negative clicks (n)"))
         self.scriptedEffect.addOptionsWidget(self.negative)
-        row = qt.QHBoxLayout()
-        for text, action, direction in ((_("Propagate (p)"), "propagate", None), (_("Up"), "propagate", "forward"),
-                                        (_("Down"), "propagate", "backward"), (_("All segments (a)"), "propagate all", None),
+        row, self.actionButtons = qt.QHBoxLayout(), []
+        for text, action, direction in ((_("Propagate (p)"), "propagate", None), (_("Up (u)"), "propagate", "forward"),
+                                        (_("Down (d)"), "propagate", "backward"), (_("All segments (a)"), "propagate all", None),
                                         (_("Clear slice (c)"), "clear slice", None)):
             button = qt.QPushButton(text)
-            button.clicked.connect(lambda _=None, a=action, d=direction: self.act(a, d))
+            button.clicked.connect(lambda _=None, a=action, d=direction: self.act(a, d, self.lastView))
             row.addWidget(button)
+            self.actionButtons.append(button)
         self.scriptedEffect.addOptionsWidget(row)
         self.cancelButton = qt.QPushButton(_("Cancel"))
         self.cancelButton.enabled = False
@@ -74,54 +80,80 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         for widget in (self.cancelButton, self.progress, self.status):
             self.scriptedEffect.addOptionsWidget(widget)
 
+    def activate(self):
+        self.drawMarkers()
+
     def deactivate(self):
         self.cancel()
-        for view, actors in self.actors.items():
-            for actor in actors:
-                self.scriptedEffect.removeActor2D(view, actor)
-        self.actors = {}
+        self.removeMarkers()
+
+    def layoutChanged(self):
+        self.removeMarkers()  # the views may be gone
 
     def cancel(self):
         if self.job is not None:
             self.job.cancel()
 
     def processInteractionEvents(self, interactor, eventId, viewWidget):
-        if viewWidget.className() != "qMRMLSliceWidget" or self.job is not None:
+        if viewWidget.className() != "qMRMLSliceWidget":
             return False
+        key = interactor.GetKeySym() if eventId == vtk.vtkCommand.KeyPressEvent else None
+        ours = eventId in (vtk.vtkCommand.LeftButtonPressEvent, vtk.vtkCommand.LeftButtonReleaseEvent) or key in KEYS
+        if self.job is not None:  # busy: say so, and let nothing through to window/level or slice keys
+            if ours:
+                self.status.text = _("Busy: {text} (Cancel or Esc stops it)").format(text=self.job.progress[2])
+            return ours
+        if interactor.GetAltKey() or interactor.GetShiftKey():
+            return False  # Slicer's own modified drags (translate, rotate intersections)
+        self.lastView = viewWidget
         xy = interactor.GetEventPosition()
         if eventId == vtk.vtkCommand.LeftButtonPressEvent:
-            self.pressed = (xy, bool(interactor.GetControlKey()))
+            self.pressed = (viewWidget, xy, bool(interactor.GetControlKey()))
             return True
         if eventId == vtk.vtkCommand.LeftButtonReleaseEvent and self.pressed is not None:
-            (start, ctrl), self.pressed = self.pressed, None
-            self.prompt(viewWidget, start, xy, positive=ctrl == self.negative.checked)
+            (view, start, ctrl), self.pressed = self.pressed, None
+            if view is viewWidget:
+                self.prompt(viewWidget, start, xy, positive=ctrl == self.negative.checked)
             return True
-        if eventId == vtk.vtkCommand.KeyPressEvent and interactor.GetKeySym() in KEYS:
-            self.act(*KEYS[interactor.GetKeySym()], viewWidget)
+        if key in KEYS:
+            self.act(*KEYS[key], viewWidget)
             return True
         return False
 
     def processViewNodeEvents(self, callerViewNode, eventId, viewWidget):
-        self.drawMarkers()
+        if callerViewNode and callerViewNode.IsA("vtkMRMLSliceNode"):
+            self.drawMarkers()
 
     def prompt(self, view, start, end, positive):
-        image = self.scriptedEffect.sourceVolumeImageData()
-        ijk = lambda xy: self.xyToIjk(xy, view, image, self._segmentation().GetParentTransformNode())  # noqa: E731
+        request = self._request("click", ())
+        if request is None or not self._faces(view, request):
+            return
+        ijk = [ijk_of(self.xyToRas(xy, view), np.linalg.inv(request.volume.ijk_to_ras), request.volume.shape_ijk)
+               for xy in (start, end)]
+        if None in ijk:
+            self.status.text = _("Outside the volume: click inside it")
+            return
         far = max(abs(a - b) for a, b in zip(start, end)) > DRAG_PIXELS
-        args = (self._segment(), ijk(start), ijk(end)) if far else (self._segment(), ijk(end), positive)
-        job = self.run("box" if far else "click", args)
+        segment = self._segment()
+        job = self.run("box" if far else "click", (segment, *ijk) if far else (segment, ijk[1], positive))
         if job is not None:
             index, preview = job.result
-            self._writes(job.request).replace_slice(self._segment(), index, preview)
+            self._writes(job.request).replace_slice(segment, index, preview)
+        self.drawMarkers()
 
     def act(self, action, direction=None, view=None):
+        request = self._request("propagate", ())
+        if request is None:
+            return
         if action == "polarity":
             self.negative.checked = not self.negative.checked
-        elif action == "clear slice" and view is not None:
-            index = self._sliceIndex(view)
-            self.run("clear_slice", (self._segment(), index))
+        elif action == "clear slice" and view is not None and self._faces(view, request):
+            ras = self.xyToRas(view.sliceView().renderWindow().GetInteractor().GetEventPosition(), view)
+            ijk = ijk_of(ras, np.linalg.inv(request.volume.ijk_to_ras), request.volume.shape_ijk)
+            if ijk is not None:
+                self.run("clear_slice", (self._segment(), ijk[plan_slices(request.volume, request.axis).slice_axis]))
         elif action in ("propagate", "propagate all"):
-            book = shared_worker().edit_prompts(self._request("propagate", ()).session_key)
+            book = shared_worker().edit_prompts(request.session_key)
             ids = book.prompted_segments() if action == "propagate all" and book else [self._segment()]
             job = self.run("propagate", (ids, direction))
             if job is not None:
@@ -129,41 +161,74 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         self.drawMarkers()
 
     def run(self, action, args):
-        """Run one interaction on the worker, keeping Slicer responsive; the job if it succeeded."""
-        self.job, self.cancelButton.enabled = shared_worker().submit(self._request(action, args)), True
+        """Run one interaction on the worker, Slicer staying live; the job if it succeeded, was not
+        cancelled and its segment and segmentation are still the editor's (else nothing is written)."""
+        target = (self._segmentation(), self._segment())
+        if self.job is not None or self.scriptedEffect.confirmCurrentSegmentVisible() == 0:
+            return None  # 0: NotConfirmed (a hidden segment, and the user said no)
+        job = self.job = shared_worker().submit(self._request(action, args))
+        self._setBusy(True)
         try:
-            waitForJob(self.job, self._showProgress)
-            job = self.job
+            waitForJob(job, self._showProgress)
         finally:
-            self.job, self.cancelButton.enabled = None, False
+            self.job = None
+            self._setBusy(False)
         self.status.text = job.message or _("done")
-        return job if job.status is Status.DONE else None
-
+        current = (self._segmentation(), self._segment())
+        ok = job.status is Status.DONE and not job.cancel_requested() and self.scriptedEffect.active()
+        return job if ok and current == target else None
     def drawMarkers(self):
-        node = self.scriptedEffect.parameterSetNode().GetSourceVolumeNode()
-        book = node and shared_worker().edit_prompts(self._request("click", ()).session_key)
+        """The selected segment's prompts on each slice view showing the segmentation (not while
+        the worker may change them)."""
+        request = self._request("click", ()) if self.job is None and self.scriptedEffect.active() else None
+        book = request and shared_worker().edit_prompts(request.session_key)
         for view in self._sliceViews():
+            if not self.scriptedEffect.segmentationDisplayableInView(view.mrmlSliceNode()):
+                continue
             actors = self.actors.get(view) or self._addActors(view)
-            shown = markers_in_view(book, self._segment(), self.job_volume().ijk_to_ras,
+            shown = markers_in_view(book, self._segment(), request.volume.ijk_to_ras,
                                     matrix_to_numpy(view.mrmlSliceNode().GetXYToRAS()),
-                                    0.5 * min(self.job_volume().spacing)) if book else {}
+                                    0.5 * min(request.volume.spacing)) if book else {}
             for actor, key in zip(actors, ("positive", "negative", "boxes")):
                 actor.GetMapper().SetInputData(_polydata(shown.get(key, []), key == "boxes"))
             view.sliceView().scheduleRender()
+
+    def removeMarkers(self):
+        for view, actors in self.actors.items():
+            for actor in actors:
+                self.scriptedEffect.removeActor2D(view, actor)
+        self.actors = {}
+
+    def _setBusy(self, busy):
+        self.cancelButton.enabled = busy
+        for button in self.actionButtons:
+            button.enabled = not busy
+
+    def _faces(self, view, request):
+        """Prompts only from views along the session's slices (others would land on unseen slices)."""
+        axis = plan_slices(request.volume, request.axis).slice_axis
+        if view_shows_slices(matrix_to_numpy(view.mrmlSliceNode().GetXYToRAS()), request.volume.ijk_to_ras, axis):
+            return True
+        self.status.text = _("Click in a view along the volume's slices (the module's Axis setting)")
+        return False
 
     def _showProgress(self, done, total, text):
         self.progress.maximum, self.progress.value, self.status.text = max(total, 1), min(done, max(total, 1)), text
 
     def _request(self, action, args):
-        from SegmentWithSAM2 import SegmentWithSAM2Logic
-
-        p = SegmentWithSAM2Logic().getParameterNode()
-        return self.requests.make(self.scriptedEffect.parameterSetNode().GetSourceVolumeNode(), action, args,
-                                  window=p.window, model_id=p.model, checkpoint=p.checkpoint, device=p.device,
-                                  axis=p.axis, auto_stop=p.autoStop)
-
-    def job_volume(self):
-        return self._request("click", ()).volume
+        """The interaction as a request with the module's settings; None (said in the panel)
+        without a source volume and segment, or for a volume the engine refuses."""
+        volume = self.scriptedEffect.parameterSetNode().GetSourceVolumeNode()
+        if volume is None or not self._segment():
+            self.status.text = _("Choose a source volume and select a segment")
+            return None
+        p = self._moduleLogic().getParameterNode()  # the module's settings apply to the effect
+        try:
+            return self.requests.make(volume, action, args, window=p.window, model_id=p.model,
+                                      checkpoint=p.checkpoint, device=p.device, axis=p.axis, auto_stop=p.autoStop)
+        except SegmentWithSAM2Error as error:
+            self.status.text = str(error)
+            return None
 
     def _writes(self, request):
         effect = self.scriptedEffect
@@ -173,16 +238,17 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             self._segmentation(), segment_id, image, mode)
         return EditorWrites(self._segmentation(), request.volume, plan.view_of, effect.saveStateForUndo, modify, modes)
 
+    def _moduleLogic(self):
+        from SegmentWithSAM2 import SegmentWithSAM2Logic
+
+        self.logic = getattr(self, "logic", None) or SegmentWithSAM2Logic()  # one per effect (clone)
+        return self.logic
+
     def _segment(self):
         return self.scriptedEffect.parameterSetNode().GetSelectedSegmentID()
 
     def _segmentation(self):
         return self.scriptedEffect.parameterSetNode().GetSegmentationNode()
-
-    def _sliceIndex(self, view):
-        xy = view.sliceView().renderWindow().GetInteractor().GetEventPosition()
-        ijk = self.xyToIjk(xy, view, self.scriptedEffect.sourceVolumeImageData())
-        return int(ijk[plan_slices(self.job_volume(), self._request("click", ()).axis).slice_axis])
 
     def _sliceViews(self):
         manager = slicer.app.layoutManager()

@@ -24,11 +24,16 @@ def waitForJob(job, onProgress):
 def registerSAM2Effect():
     """Register the "SAM2" Segment Editor effect (Slicer's ScriptedSegmentEditorEffect template's
     way, at startupCompleted); each Segment Editor uses a clone of it."""
+    import logging
+
     import qSlicerSegmentationsEditorEffectsPythonQt as effects
+    import SegmentEditorSAM2Lib  # noqa: F401  (first: else the loader stores the file under the package's name)
 
     source = os.path.join(os.path.dirname(os.path.dirname(__file__)), "SegmentEditorSAM2Lib", "SegmentEditorEffect.py")
     instance = effects.qSlicerSegmentEditorScriptedEffect(None)
-    instance.setPythonSource(source.replace("\\", "/"))
+    if not instance.setPythonSource(source.replace("\\", "/")):  # False: the file did not load (logged by Slicer)
+        logging.error("SegmentWithSAM2: the SAM2 Segment Editor effect could not be loaded from %s", source)
+        return
     instance.self().register()
 
 

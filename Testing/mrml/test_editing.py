@@ -233,3 +233,24 @@ def test_markers_show_the_segments_prompts_on_the_views_plane_in_its_pixels():
     assert shown == {"positive": [[16.0, 32.0]], "negative": [[19.2, 35.2]],
                      "boxes": [[[3.2, 4.8], [12.8, 14.4]]]}
     assert markers_in_view(book, "kidney", IJK_TO_RAS, xy_to_ras, 1.0) == {"positive": [], "negative": [], "boxes": []}
+
+
+def test_a_failed_preview_takes_its_prompt_back(editor, micro):
+    _, volume_node, *_ = editor
+    session = session_of(micro, volume_node)
+    session.click("liver", (24, 26, 11), positive=True)
+    with pytest.raises(Exception, match="only negative points"):
+        session.click("kidney", (40, 40, 12), positive=False)  # nothing to start from: refused
+    assert session.book.slices("kidney") == [] and session.book.on_slice("liver", 11).points == [((24, 26, 11), True)]
+
+
+def test_clicks_count_only_in_views_along_the_slices_and_inside_the_volume():
+    from SegmentWithSAM2Lib.mrml.prompt_markers import ijk_of, view_shows_slices
+
+    axial, coronal = np.eye(4), np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]], float)
+    assert view_shows_slices(axial, IJK_TO_RAS, slice_axis=2)
+    assert not view_shows_slices(coronal, IJK_TO_RAS, slice_axis=2)
+    to_ijk = np.linalg.inv(IJK_TO_RAS)
+    assert ijk_of((8.0, 4.3, 10.9), to_ijk, (64, 64, 24)) == (10, 5, 5)
+    assert ijk_of((-0.3, 0, 0), to_ijk, (64, 64, 24)) == (0, 0, 0)  # i = -0.375 rounds to 0
+    assert ijk_of((-0.9, 0, 0), to_ijk, (64, 64, 24)) is None  # i = -1.125 rounds to -1: outside

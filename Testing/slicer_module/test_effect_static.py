@@ -17,10 +17,15 @@ SCRIPTED_EFFECT_API = {
     "name", "perSegment", "requireSegments", "saveStateForUndo", "modifySelectedSegmentByLabelmap",
     "modifySegmentByLabelmap", "defaultModifierLabelmap", "parameterSetNode", "addOptionsWidget",
     "addLabeledOptionsWidget", "sourceVolumeImageData", "selectedSegmentLabelmap", "addActor2D", "removeActor2D",
-    "parameter", "setParameter", "integerParameter", "doubleParameter", "cursorOff", "cursorOn", "selectEffect"}
+    "parameter", "setParameter", "integerParameter", "doubleParameter", "cursorOff", "cursorOn", "selectEffect",
+    "active", "confirmCurrentSegmentVisible", "segmentationDisplayableInView"}  # .h:140, :399, :470
 # qMRMLSegmentEditorWidget::installKeyboardShortcuts (Widgets/qMRMLSegmentEditorWidget.cxx:2314-2393)
 EDITOR_KEYS = {*"0123456789", "Escape", "space", "z", "y", "q", "w", "i", "slash", "asterisk", "comma",
                "period", "less", "greater"}
+# a slice view's keys (Libs/MRML/DisplayableManager/vtkMRMLSliceIntersectionWidget.cxx:168-196) and the
+# markups' (Modules/Loadable/Markups/VTKWidgets/vtkSlicerMarkupsWidget.cxx:69-72)
+VIEW_KEYS = {"g", "t", "Left", "Right", "Up", "Down", "f", "b", "v", "V", "r", "bracketleft", "bracketright",
+             "braceleft", "braceright", "s", "Delete", "BackSpace"}
 
 
 def effect_tree():
@@ -46,10 +51,10 @@ def test_the_effect_calls_only_methods_slicers_effect_api_has():
     assert {"clone", "icon", "helpText", "setupOptionsFrame", "processInteractionEvents", "deactivate"} <= methods
 
 
-def test_the_effects_keys_do_not_clash_with_the_editors_and_are_in_its_help():
+def test_the_effects_keys_do_not_clash_with_the_editors_or_the_views_and_are_in_its_help():
     keys = next(n.value for n in effect_tree().body if isinstance(n, ast.Assign) and n.targets[0].id == "KEYS")
     names = [k.value for k in keys.keys]
-    assert len(names) >= 5 and not set(names) & EDITOR_KEYS
+    assert len(names) >= 5 and not set(names) & (EDITOR_KEYS | VIEW_KEYS)
     help_text = next(n for c in effect_tree().body if isinstance(c, ast.ClassDef) for n in c.body
                      if isinstance(n, ast.FunctionDef) and n.name == "helpText")
     text = " ".join(s.value for s in ast.walk(help_text) if isinstance(s, ast.Constant) and isinstance(s.value, str))

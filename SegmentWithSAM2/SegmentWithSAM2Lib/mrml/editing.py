@@ -33,11 +33,14 @@ class EditSession:
         return self.engine.volume
 
     def click(self, segment_id: str, ijk, positive: bool = True) -> tuple[int, np.ndarray]:
-        """Add a point; returns (slice, the segment's previewed mask on the volume grid)."""
-        return self._after_prompt(segment_id, self.book.add_point(segment_id, ijk, positive))
+        """Add a point; returns (slice, the segment's previewed mask on the volume grid).  If the
+        preview fails, the point is taken back."""
+        index = self.book.slice_of(ijk)
+        return self._prompted(segment_id, index, lambda: self.book.add_point(segment_id, ijk, positive))
 
     def box(self, segment_id: str, corner1, corner2) -> tuple[int, np.ndarray]:
-        return self._after_prompt(segment_id, self.book.set_box(segment_id, corner1, corner2))
+        index = self.book.slice_of(corner1)
+        return self._prompted(segment_id, index, lambda: self.book.set_box(segment_id, corner1, corner2))
 
     def preview(self, segment_id: str, index: int) -> np.ndarray:
         """The segment's mask on slice ``index`` from its prompts there alone (a bool volume, that
@@ -66,10 +69,17 @@ class EditSession:
     def clear_slice(self, segment_id: str, index: int) -> bool:
         return self.book.clear_slice(segment_id, index)
 
-    def _after_prompt(self, segment_id, index):
-        if segment_id in self.results:
-            self.corrected[segment_id] = index
-        return index, self.preview(segment_id, index)
+    def _prompted(self, segment_id, index, add):
+        before, corrected = self.book.kept(segment_id, index), dict(self.corrected)
+        add()
+        try:
+            if segment_id in self.results:
+                self.corrected[segment_id] = index
+            return index, self.preview(segment_id, index)
+        except BaseException:  # a failed or cancelled preview leaves the prompts as they were
+            self.book.restore(segment_id, index, before)
+            self.corrected = corrected
+            raise
 
     def _correction(self, segment_ids, options, direction):
         """(previous, options) of a re-propagation from the corrected slice, or (None, options)."""

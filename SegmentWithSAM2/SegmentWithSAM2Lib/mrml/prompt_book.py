@@ -41,6 +41,17 @@ class PromptBook:
         self._on(segment_id, index).box = tuple(rounded)
         return index
 
+    def kept(self, segment_id: str, index: int) -> SlicePrompts:
+        """A copy of a slice's prompts, to put back with ``restore`` if what follows fails."""
+        prompts = self.on_slice(segment_id, index)
+        return SlicePrompts(list(prompts.points), prompts.box)
+
+    def restore(self, segment_id: str, index: int, prompts: SlicePrompts) -> None:
+        if prompts.empty():
+            self.clear_slice(segment_id, index)
+        else:
+            self._on(segment_id, index).points, self._on(segment_id, index).box = prompts.points, prompts.box
+
     def clear_slice(self, segment_id: str, index: int) -> bool:
         """Forget a segment's prompts on one slice; whether there were any."""
         return self._prompts.get(segment_id, {}).pop(index, None) is not None

@@ -34,3 +34,17 @@ def markers_in_view(book: PromptBook, segment_id: str, ijk_to_ras: np.ndarray, x
             if near_a and near_b:
                 shown["boxes"].append((a, b))
     return shown
+
+
+def view_shows_slices(xy_to_ras: np.ndarray, ijk_to_ras: np.ndarray, slice_axis: int) -> bool:
+    """Whether a slice view looks along the session's slice axis (its plane is one of the slices
+    prompts go on): a click in a view of another orientation would land on a slice not shown."""
+    normal = xy_to_ras[:3, 2] / np.linalg.norm(xy_to_ras[:3, 2])
+    axis = ijk_to_ras[:3, slice_axis] / np.linalg.norm(ijk_to_ras[:3, slice_axis])
+    return abs(float(normal @ axis)) > 0.99
+
+
+def ijk_of(ras, ras_to_ijk: np.ndarray, shape_ijk) -> tuple | None:
+    """The voxel (i, j, k) nearest a world RAS point, or None outside the volume."""
+    ijk = np.floor((ras_to_ijk @ np.append(np.asarray(ras, float), 1.0))[:3] + 0.5).astype(int)
+    return tuple(int(c) for c in ijk) if all(0 <= c < n for c, n in zip(ijk, shape_ijk)) else None

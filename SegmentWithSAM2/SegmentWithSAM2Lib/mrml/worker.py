@@ -158,6 +158,8 @@ class Worker:
 
         r = job.request
         model = self._model_for(r)
+        if job.cancel_requested():  # a load takes seconds: an interaction cancelled meanwhile does nothing
+            raise Cancelled("cancelled")
         if self._editing is None or self._editing[0] != r.session_key:
             options = PropagationOptions(auto_stop=r.auto_stop)
             self._editing = (r.session_key, EditSession(model, r.volume, axis=r.axis, window=r.window, options=options))
