@@ -163,10 +163,10 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
     def run(self, action, args):
         """Run one interaction on the worker, Slicer staying live; the job if it succeeded, was not
         cancelled and its segment and segmentation are still the editor's (else nothing is written)."""
-        target = (self._segmentation(), self._segment())
-        if self.job is not None or self.scriptedEffect.confirmCurrentSegmentVisible() == 0:
+        target, request = (self._segmentation(), self._segment()), self._request(action, args)
+        if request is None or self.job is not None or self.scriptedEffect.confirmCurrentSegmentVisible() == 0:
             return None  # 0: NotConfirmed (a hidden segment, and the user said no)
-        job = self.job = shared_worker().submit(self._request(action, args))
+        job = self.job = shared_worker().submit(request)
         self._setBusy(True)
         try:
             waitForJob(job, self._showProgress)
