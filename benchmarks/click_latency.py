@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from SegmentWithSAM2Lib.core.engine import PropagationOptions
+from SegmentWithSAM2Lib.core.engine import PropagationOptions, VolumeSession
 from SegmentWithSAM2Lib.core.volume import Volume
 from SegmentWithSAM2Lib.io.models import load_model
 from SegmentWithSAM2Lib.machine import describe_machine, one_line
@@ -50,7 +50,7 @@ def _centre(mask):
 
 def latencies(model, volume, centre, clicks):
     """{situation: median ms} of clicks on new slices and on an encoded one."""
-    session = EditSession(model, volume, axis="k", window="40,400", options=PropagationOptions(auto_stop=False))
+    session = EditSession(VolumeSession(model, volume, axis="k", window="40,400"), PropagationOptions(auto_stop=False))
     i, j, k = centre
     timed = lambda *click: _ms(lambda: session.click("organ", *click))  # noqa: E731
     timed((i, j, k), True)  # warm-up (and slice k encoded)

@@ -6,7 +6,6 @@ axis, auto-stop) are the Segment With SAM2 module's."""
 
 import os
 
-import numpy as np
 import qt
 import slicer
 import vtk
@@ -128,8 +127,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         request = self._request("click", ())
         if request is None or not self._faces(view, request):
             return
-        ijk = [ijk_of(self.xyToRas(xy, view), np.linalg.inv(request.volume.ijk_to_ras), request.volume.shape_ijk)
-               for xy in (start, end)]
+        ijk = [ijk_of(self.xyToRas(xy, view), request.volume) for xy in (start, end)]
         if None in ijk:
             self.status.text = _("Outside the volume: click inside it")
             return
@@ -149,7 +147,7 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             self.negative.checked = not self.negative.checked
         elif action == "clear slice" and view is not None and self._faces(view, request):
             ras = self.xyToRas(view.sliceView().renderWindow().GetInteractor().GetEventPosition(), view)
-            ijk = ijk_of(ras, np.linalg.inv(request.volume.ijk_to_ras), request.volume.shape_ijk)
+            ijk = ijk_of(ras, request.volume)
             if ijk is not None:
                 self.run("clear_slice", (self._segment(), ijk[plan_slices(request.volume, request.axis).slice_axis]))
         elif action in ("propagate", "propagate all"):

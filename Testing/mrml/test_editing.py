@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import slicer
 
-from SegmentWithSAM2Lib.core.engine import PropagationOptions
+from SegmentWithSAM2Lib.core.engine import PropagationOptions, VolumeSession
+from SegmentWithSAM2Lib.core.volume import Volume
 from SegmentWithSAM2Lib.errors import Cancelled
 from SegmentWithSAM2Lib.io.models import load_model
 from SegmentWithSAM2Lib.mrml.editing import EditSession
@@ -16,7 +17,7 @@ from SegmentWithSAM2Lib.mrml.prompt_book import PromptBook
 from SegmentWithSAM2Lib.mrml.segments import ensure_converter_rules, segment_array
 from SegmentWithSAM2Lib.mrml.volumes import volume_from_node
 
-from scene_helpers import add_volume
+from scene_helpers import add_volume, vtk_matrix
 
 SHAPE = (24, 64, 64)  # k, j, i
 IJK_TO_RAS = np.diag([0.8, 0.8, 2.0, 1.0])
@@ -63,7 +64,7 @@ def editor():
 
 
 def session_of(micro, volume_node):
-    return EditSession(micro, volume_from_node(volume_node), axis="k", window="40,400", options=NO_AUTO_STOP)
+    return EditSession(VolumeSession(micro, volume_from_node(volume_node), axis="k", window="40,400"), NO_AUTO_STOP)
 
 
 def writes(editor, session):
@@ -213,6 +214,12 @@ def test_the_worker_runs_the_effects_interactions_on_one_edit_session(editor, mi
         assert job.progress[0] == job.progress[1] == SHAPE[0] + 1  # every slice, the prompted one by both passes
         with pytest.raises(ValueError, match="unknown edit action 'paint'"):
             requests.make(volume_node, "paint", **values)
+        moved = IJK_TO_RAS.copy()
+        moved[0, 3] = 5.0  # the volume moved (its image untouched): a new copy, a new session key
+        volume_node.SetIJKToRASMatrix(vtk_matrix(moved))
+        again = requests.make(volume_node, "click", **values)
+        assert again.volume is not click.request.volume and again.session_key != click.request.session_key
+        np.testing.assert_array_equal(again.volume.ijk_to_ras, moved)
     finally:
         worker.shutdown()
 
@@ -250,7 +257,8 @@ def test_clicks_count_only_in_views_along_the_slices_and_inside_the_volume():
     axial, coronal = np.eye(4), np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]], float)
     assert view_shows_slices(axial, IJK_TO_RAS, slice_axis=2)
     assert not view_shows_slices(coronal, IJK_TO_RAS, slice_axis=2)
-    to_ijk = np.linalg.inv(IJK_TO_RAS)
-    assert ijk_of((8.0, 4.3, 10.9), to_ijk, (64, 64, 24)) == (10, 5, 5)
-    assert ijk_of((-0.3, 0, 0), to_ijk, (64, 64, 24)) == (0, 0, 0)  # i = -0.375 rounds to 0
-    assert ijk_of((-0.9, 0, 0), to_ijk, (64, 64, 24)) is None  # i = -1.125 rounds to -1: outside
+    volume = Volume(np.zeros(SHAPE, np.int16), IJK_TO_RAS)
+    assert ijk_of((8.0, 4.3, 10.9), volume) == (10, 5, 5)
+    assert ijk_of((-0.3, 0, 0), volume) == (0, 0, 0)  # i = -0.375 rounds to 0
+    assert ijk_of((-0.9, 0, 0), volume) is None  # i = -1.125 rounds to -1: outside
+    assert ijk_of((0, 0, 48.0), volume) is None  # k = 24: one past the last slice

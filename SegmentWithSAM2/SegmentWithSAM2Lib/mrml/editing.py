@@ -21,8 +21,8 @@ class EditSession:
     """One source volume under edit: the engine session (a slice is encoded once, at its first
     click), the prompts, and each segment's last propagation (for corrections)."""
 
-    def __init__(self, model, volume, *, axis: str = "auto", window="auto", options: PropagationOptions | None = None):
-        self.engine = VolumeSession(model, volume, axis=axis, window=window)
+    def __init__(self, engine: VolumeSession, options: PropagationOptions | None = None):
+        self.engine = engine  # shared with the module panel's runs on this volume (mrml.worker)
         self.book = PromptBook(self.engine.plan.slice_axis)
         self.options = options or PropagationOptions()
         self.results: dict = {}  # segment -> the SegmentationResult it was last propagated in

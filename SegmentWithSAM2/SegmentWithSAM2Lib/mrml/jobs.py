@@ -103,14 +103,10 @@ class EditRequest:
     auto_stop: bool = True
 
     model_key = SegmentRequest.model_key
-
-    @property
-    def session_key(self) -> tuple:
-        return self.volume_key + (self.window, self.axis, self.auto_stop) + self.model_key
+    session_key = SegmentRequest.session_key  # the panel's and the effect's runs share one session
 
 
-# action -> the EditSession method it calls (arguments: EditRequest.args)
-EDIT_ACTIONS = {"click": "click", "box": "box", "propagate": "propagate", "clear_slice": "clear_slice"}
+EDIT_ACTIONS = ("click", "box", "propagate", "clear_slice")  # the EditSession methods an EditRequest calls
 
 
 @dataclass(frozen=True)
@@ -144,15 +140,21 @@ def segment_request(volume_node, segmentation_node, prompts, **values) -> tuple[
     return request, Target(volume_node.GetScene(), volume_node, segmentation_node)
 
 
+def volume_key(volume_node) -> tuple:
+    """Main thread: what a session stays valid under (node id, image modified time, world IJK->RAS)."""
+    from .volumes import volume_from_node
+
+    ijk_to_ras = volume_from_node(volume_node).ijk_to_ras  # a view of the voxels: no copy
+    return volume_node.GetID(), volume_node.GetImageData().GetMTime(), tuple(ijk_to_ras.ravel().round(6))
+
+
 def _captured(volume_node, window):
-    """Main thread: the node's voxels as the worker's own copy, the window resolved, and the key
-    a session stays valid under (node id, image modified time, IJK->RAS)."""
+    """Main thread: the node's voxels as the worker's own copy, the window resolved, and its key."""
     from .pipeline import read_inputs
 
     volume, window = read_inputs(volume_node, window)
     volume = Volume(volume.array.copy(), volume.ijk_to_ras.copy(), dict(volume.metadata))
-    key = (volume_node.GetID(), volume_node.GetImageData().GetMTime(), tuple(volume.ijk_to_ras.ravel().round(6)))
-    return volume, window, key
+    return volume, window, volume_key(volume_node)
 
 
 class EditRequests:
@@ -160,17 +162,16 @@ class EditRequests:
     the window hold (not on every click)."""
 
     def __init__(self):
-        self._captured = None  # (window asked, short key, volume, resolved window, session key)
+        self._captured = None  # (window asked, volume key, volume copy, resolved window)
 
     def make(self, volume_node, action: str, args=(), window="display", **values) -> EditRequest:
         if action not in EDIT_ACTIONS:
             raise ValueError(f"unknown edit action {action!r}; known: {', '.join(EDIT_ACTIONS)}")
-        key = (volume_node.GetID(), volume_node.GetImageData().GetMTime())
-        if self._captured is None or self._captured[:2] != (window, key):
-            volume, resolved, full_key = _captured(volume_node, window)
-            self._captured = (window, key, volume, resolved, full_key)
-        _, _, volume, resolved, full_key = self._captured
-        return EditRequest(volume, full_key, action, tuple(args), window=resolved, **values)
+        if self._captured is None or self._captured[:2] != (window, volume_key(volume_node)):
+            volume, resolved, key = _captured(volume_node, window)
+            self._captured = (window, key, volume, resolved)
+        _, key, volume, resolved = self._captured
+        return EditRequest(volume, key, action, tuple(args), window=resolved, **values)
 
 
 class Job:

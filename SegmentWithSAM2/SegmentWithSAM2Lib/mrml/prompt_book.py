@@ -50,7 +50,7 @@ class PromptBook:
         if prompts.empty():
             self.clear_slice(segment_id, index)
         else:
-            self._on(segment_id, index).points, self._on(segment_id, index).box = prompts.points, prompts.box
+            self._prompts[segment_id][index] = prompts
 
     def clear_slice(self, segment_id: str, index: int) -> bool:
         """Forget a segment's prompts on one slice; whether there were any."""

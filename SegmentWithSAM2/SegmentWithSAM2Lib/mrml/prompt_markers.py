@@ -44,7 +44,7 @@ def view_shows_slices(xy_to_ras: np.ndarray, ijk_to_ras: np.ndarray, slice_axis:
     return abs(float(normal @ axis)) > 0.99
 
 
-def ijk_of(ras, ras_to_ijk: np.ndarray, shape_ijk) -> tuple | None:
-    """The voxel (i, j, k) nearest a world RAS point, or None outside the volume."""
-    ijk = np.floor((ras_to_ijk @ np.append(np.asarray(ras, float), 1.0))[:3] + 0.5).astype(int)
-    return tuple(int(c) for c in ijk) if all(0 <= c < n for c, n in zip(ijk, shape_ijk)) else None
+def ijk_of(ras, volume) -> tuple | None:
+    """The voxel (i, j, k) of ``volume`` nearest a world RAS point, or None outside it."""
+    ijk = np.floor(volume.ras_to_ijk(np.asarray(ras, float)[None])[0] + 0.5).astype(int)
+    return tuple(int(c) for c in ijk) if all(0 <= c < n for c, n in zip(ijk, volume.shape_ijk)) else None

@@ -16,7 +16,7 @@ import queue
 import threading
 
 from ..errors import Cancelled
-from .jobs import EDIT_ACTIONS, DownloadRequest, EditRequest, Job, Outcome, SegmentRequest, Status, Target
+from .jobs import DownloadRequest, EditRequest, Job, Outcome, SegmentRequest, Status, Target
 
 _STOP = object()
 
@@ -32,6 +32,14 @@ def _default_download(model_id, on_progress=None, should_cancel=None):
     from ..io.model_cache import download_model
 
     return download_model(model_id, on_progress=on_progress, should_cancel=should_cancel)
+
+
+def _slice_progress(job: Job):
+    """The engine's progress callback, writing the job's (done, total, text)."""
+    def report(done, total, index, direction):
+        job.progress = (done, total, f"{direction} slice {index}: {done} of {total}")
+
+    return report
 
 
 _SHARED = None
@@ -131,9 +139,7 @@ class Worker:
         if job.cancel_requested():  # a load takes seconds; a cancel meanwhile should not start the run
             raise Cancelled("cancelled")
 
-        def report(done, total, index, direction):
-            job.progress = (done, total, f"{direction} slice {index}: {done} of {total}")
-
+        report = _slice_progress(job)
         previous = self._last[1] if r.correct and self._last and self._last[0] == r.session_key else None
         result = run_engine(model, r.volume, r.prompts, window=r.window, axis=r.axis, direction=r.direction,
                             slice_range=r.slice_range, auto_stop=r.auto_stop, postprocess=r.postprocess,
@@ -152,25 +158,24 @@ class Worker:
 
     def _edit(self, job: Job):
         """An effect's interaction on the EditSession of its volume, window, axis and model (kept
-        between interactions: prompts, cached features, each segment's last propagation)."""
-        from .editing import EditSession
+        between interactions: prompts, each segment's last propagation), over the same
+        VolumeSession, and so the same cached features, as the panel's runs."""
         from ..core.engine import PropagationOptions
+        from .editing import EditSession
 
         r = job.request
         model = self._model_for(r)
         if job.cancel_requested():  # a load takes seconds: an interaction cancelled meanwhile does nothing
             raise Cancelled("cancelled")
-        if self._editing is None or self._editing[0] != r.session_key:
-            options = PropagationOptions(auto_stop=r.auto_stop)
-            self._editing = (r.session_key, EditSession(model, r.volume, axis=r.axis, window=r.window, options=options))
-        method = getattr(self._editing[1], EDIT_ACTIONS[r.action])
+        session = self._session_for(r, model)
+        if self._editing is None or self._editing[1].engine is not session:
+            self._editing = (r.session_key, EditSession(session))
+        editing = self._editing[1]
+        editing.options = PropagationOptions(auto_stop=r.auto_stop)
+        method = getattr(editing, r.action)
         if r.action != "propagate":
             return method(*r.args)
-
-        def report(done, total, index, direction):
-            job.progress = (done, total, f"{direction} slice {index}: {done} of {total}")
-
-        return method(*r.args, on_progress=report, should_cancel=job.cancel_requested)
+        return method(*r.args, on_progress=_slice_progress(job), should_cancel=job.cancel_requested)
 
     def _model_for(self, r: SegmentRequest):
         if self._model_key != r.model_key:
