@@ -16,6 +16,12 @@ def add_parser(commands) -> None:
     parser.add_argument("--prompts", required=True, help="prompt JSON file (see the README)")
     parser.add_argument("--output", required=True, help="labelmap: .nii.gz, .nrrd or .seg.nrrd (segments)")
     add_model_arguments(parser)
+    add_segment_options(parser)
+    parser.set_defaults(run=run)
+
+
+def add_segment_options(parser) -> None:
+    """The options of one propagation, shared by ``segment`` and ``batch``."""
     parser.add_argument("--axis", default="auto", type=choice(AXES, "slice axis"), help=", ".join(AXES))
     parser.add_argument("--window", default="auto", help="auto, none, mr, percentile[:LOW,HIGH], CENTER,WIDTH or a CT preset")
     parser.add_argument("--direction", default="both", type=choice(DIRECTIONS, "direction"), help=", ".join(DIRECTIONS))
@@ -24,7 +30,15 @@ def add_parser(commands) -> None:
     parser.add_argument("--stop-after", type=at_least_one, default=STOP_AFTER,
                         help=f"empty slices before a direction stops ({STOP_AFTER})")
     parser.add_argument("--no-postprocess", dest="postprocess", action="store_false")
-    parser.set_defaults(run=run)
+
+
+def segment_options(args) -> dict:
+    """The keyword arguments of ``api.segment`` the options name."""
+    from ..core.postprocess import PostProcess
+
+    return {"axis": args.axis, "window": args.window, "direction": args.direction, "slice_range": args.slice_range,
+            "auto_stop": args.auto_stop, "stop_after": args.stop_after,
+            "postprocess": PostProcess() if args.postprocess else None}
 
 
 def at_least_one(text: str) -> int:
@@ -47,7 +61,6 @@ def slice_range(text: str):
 
 def run(args) -> int:
     from .. import api
-    from ..core.postprocess import PostProcess
     from ..io.labelmaps import check_output_path
     from ..io.prompt_file import read_prompt_file
 
@@ -60,9 +73,7 @@ def run(args) -> int:
     print(f"model {model.model_id} ({model.config.name}, {model.image_size} px, {model.device}, "
           f"{model.precision}), weights {model.weights}", file=sys.stderr)
     with ProgressBar() as bar:
-        result = api.segment(model, volume, prompts, axis=args.axis, window=args.window, direction=args.direction,
-                             slice_range=args.slice_range, auto_stop=args.auto_stop, stop_after=args.stop_after,
-                             postprocess=PostProcess() if args.postprocess else None, on_progress=bar.slices)
+        result = api.segment(model, volume, prompts, **segment_options(args), on_progress=bar.slices)
     lower, upper, source = result.settings["window"]
     print(f"window {lower:g} to {upper:g} (centre {(lower + upper) / 2:g}, width {upper - lower:g}; {source})",
           file=sys.stderr)

@@ -1,0 +1,146 @@
+"""The batch in one process: every case checked first, the model loaded once (only if a case is
+left to run), the next case read in a background thread while the current one propagates."""
+
+from __future__ import annotations
+
+import time
+import traceback
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..version import __version__
+from .inputs import PromptSource, read_case
+from .records import Outputs
+
+RESUME_MODES = ("resume", "overwrite", "retry-failed")
+SKIPPED = {"resume": "done already (output and sidecar verified)",
+           "retry-failed": "did not fail before (--retry-failed runs only the failed cases)"}
+
+
+@dataclass
+class BatchRequest:
+    settings: dict  # every option that changes the output (model, segment options, format, source)
+    segment_options: dict  # keyword arguments of api.segment
+    source: PromptSource = field(default_factory=PromptSource)
+    resume: str = "resume"
+    fail_fast: bool = False
+    evaluate: bool = False
+
+    def of_case(self, digests: dict) -> dict:
+        """What a finished case must have been made from to be skipped."""
+        return {**digests, "settings": self.settings, "version": __version__}
+
+
+class Batch:
+    def __init__(self, cases, outputs: Outputs, request: BatchRequest, on_event=lambda event: None):
+        self.cases, self.outputs, self.request, self.on_event = cases, outputs, request, on_event
+        self.totals = {status: 0 for status in ("ok", "failed", "skipped", "invalid-prompts")}
+        self.started = time.monotonic()
+
+    def check(self) -> tuple[list, list]:
+        """(cases to run, with their digests; cases that cannot run).  Reads every case once."""
+        todo, bad = [], []
+        for case in self.cases:
+            inputs = read_case(case, self.request.source)
+            if inputs.status != "ok":
+                bad.append(inputs)
+            elif not self._done(case.case_id, inputs.digests):
+                todo.append((case, inputs.digests))
+            else:
+                self._record(case.case_id, "skipped", 0.0, error=SKIPPED[self.request.resume])
+        return todo, bad
+
+    def _done(self, case_id: str, digests: dict) -> bool:
+        """Not to run: trusted as done (resume), or not a failure of an earlier run (retry-failed)."""
+        resume = self.request.resume
+        if resume == "overwrite":
+            return False
+        if resume == "retry-failed":
+            return not self.outputs.failed_before(case_id)
+        return self.outputs.trusted(case_id, self.request.of_case(digests))
+
+    def report_bad(self, bad: list) -> None:
+        for inputs in bad:
+            self._fail(inputs.case.case_id, inputs.status, inputs.error, "", 0.0)
+
+    def run(self, todo: list, model) -> None:
+        """Each case in turn; a failure is that case's, the batch goes on (unless fail_fast)."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-read") as reader:
+            ahead = reader.submit(read_case, todo[0][0], self.request.source) if todo else None
+            for n, (case, digests) in enumerate(todo):
+                inputs = ahead.result()
+                ahead = reader.submit(read_case, todo[n + 1][0], self.request.source) if n + 1 < len(todo) else None
+                if not self.run_case(inputs, model, digests) and self.request.fail_fast:
+                    break
+
+    def run_case(self, inputs, model, digests) -> bool:
+        case_id, began = inputs.case.case_id, time.monotonic()
+        if inputs.status != "ok":  # the files changed since the check
+            return self._fail(case_id, inputs.status, inputs.error, "", 0.0)
+        lock = self.outputs.lock(case_id)
+        if not lock.acquire():
+            self._record(case_id, "skipped", 0.0, error="another process holds this case's lock")
+            return True
+        try:
+            record = self._segment(inputs, model, digests)
+        except Exception as error:  # noqa: BLE001  (a case's failure is recorded; the batch goes on)
+            return self._fail(case_id, "failed", f"{type(error).__name__}: {error}", traceback.format_exc(),
+                              time.monotonic() - began)
+        finally:
+            lock.release()
+        self.outputs.write_sidecar(case_id, record)
+        self._record(case_id, "ok", record["seconds"], warnings=record["warnings"])
+        return True
+
+    def _segment(self, inputs, model, digests) -> dict:
+        from .. import api
+
+        began = time.monotonic()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = api.segment(model, inputs.volume, inputs.prompts, **self.request.segment_options)
+        said = [str(w.message) for w in caught]
+        said += [f"object {o.name!r} (label {o.label}) is empty" for o in result.objects
+                 if not (result.labelmap == o.label).any()]
+        api.write_result(result, self.outputs.output(inputs.case.case_id), overwrite=True)
+        record = {"case": inputs.case.case_id, "status": "ok", "request": self.request.of_case(digests),
+                  "image": str(inputs.case.image), "model": model.model_id, "weights": model.weights,
+                  "device": str(model.device), "result_settings": result.settings,
+                  "seconds": round(time.monotonic() - began, 3), "slices": result.slices_processed,
+                  "warnings": said, "version": __version__}
+        if self.request.evaluate and inputs.labels is not None:
+            record["scores"] = object_scores(result, inputs.labels)
+        return record
+
+    def _fail(self, case_id, status, error, details, seconds) -> bool:
+        self.outputs.write_error(case_id, (details or error) + "\n")
+        self.outputs.write_sidecar(case_id, {"case": case_id, "status": status, "error": error, "version": __version__})
+        self._record(case_id, status, seconds, error=error)
+        return False
+
+    def _record(self, case_id, status, seconds, error="", warnings=()) -> None:
+        self.totals[status] += 1
+        line = {"case": case_id, "status": status, "error": error, "attempt": 1, "worker": "embedded",
+                "seconds": round(seconds, 3), "warnings": list(warnings)}
+        self.outputs.append_manifest(line)
+        self.on_event({"event": "case", **line, "totals": dict(self.totals),
+                       "elapsed": round(time.monotonic() - self.started, 3)})
+
+    def summary(self) -> dict:
+        return {"cases": len(self.cases), **self.totals, "seconds": round(time.monotonic() - self.started, 3),
+                "version": __version__}
+
+
+def object_scores(result, labels) -> dict:
+    """Dice, HD95 and NSD per object against the labelmap its prompts came from (evaluate's metrics)."""
+    from ..training.evaluation import scores
+
+    spacing_kji = tuple(float(s) for s in result.volume.spacing[::-1])
+    truth = np.asarray(labels.array)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)  # monai's notices about its own API
+        return {obj.name: {"label": obj.label, **scores(result.labelmap == obj.label, truth == obj.label, spacing_kji)}
+                for obj in result.objects}
