@@ -13,7 +13,7 @@ import numpy as np
 
 from ..version import __version__
 from .inputs import PromptSource, read_case
-from .records import Outputs
+from .records import STATUSES, Outputs
 
 RESUME_MODES = ("resume", "overwrite", "retry-failed")
 SKIPPED = {"resume": "done already (output and sidecar verified)",
@@ -37,7 +37,7 @@ class BatchRequest:
 class Batch:
     def __init__(self, cases, outputs: Outputs, request: BatchRequest, on_event=lambda event: None):
         self.cases, self.outputs, self.request, self.on_event = cases, outputs, request, on_event
-        self.totals = {status: 0 for status in ("ok", "failed", "skipped", "invalid-prompts")}
+        self.final = {}  # case id -> the status of its last attempt
         self.started = time.monotonic()
 
     def check(self) -> tuple[list, list]:
@@ -50,7 +50,7 @@ class Batch:
             elif not self._done(case.case_id, inputs.digests):
                 todo.append((case, inputs.digests))
             else:
-                self._record(case.case_id, "skipped", 0.0, error=SKIPPED[self.request.resume])
+                self._record(case.case_id, "skipped", 0.0, error=SKIPPED[self.request.resume], worker="check")
         return todo, bad
 
     def _done(self, case_id: str, digests: dict) -> bool:
@@ -64,7 +64,7 @@ class Batch:
 
     def report_bad(self, bad: list) -> None:
         for inputs in bad:
-            self._fail(inputs.case.case_id, inputs.status, inputs.error, "", 0.0)
+            self.fail(inputs.case.case_id, inputs.status, inputs.error, "", 0.0, worker="check")
 
     def run(self, todo: list, model) -> None:
         """Each case in turn; a failure is that case's, the batch goes on (unless fail_fast)."""
@@ -79,59 +79,78 @@ class Batch:
     def run_case(self, inputs, model, digests) -> bool:
         case_id, began = inputs.case.case_id, time.monotonic()
         if inputs.status != "ok":  # the files changed since the check
-            return self._fail(case_id, inputs.status, inputs.error, "", 0.0)
+            return self.fail(case_id, inputs.status, inputs.error, "", 0.0)
         lock = self.outputs.lock(case_id)
         if not lock.acquire():
-            self._record(case_id, "skipped", 0.0, error="another process holds this case's lock")
+            self.skip_locked(case_id)
             return True
         try:
             record = self._segment(inputs, model, digests)
         except Exception as error:  # noqa: BLE001  (a case's failure is recorded; the batch goes on)
-            return self._fail(case_id, "failed", f"{type(error).__name__}: {error}", traceback.format_exc(),
+            return self.fail(case_id, "failed", f"{type(error).__name__}: {error}", traceback.format_exc(),
                               time.monotonic() - began)
         finally:
             lock.release()
-        self.outputs.write_sidecar(case_id, record)
-        self._record(case_id, "ok", record["seconds"], warnings=record["warnings"])
+        self.finish(case_id, record)
         return True
 
+    def skip_locked(self, case_id) -> None:
+        self._record(case_id, "skipped", 0.0, error="another process holds this case's lock")
+
+    def finish(self, case_id, record, **attempt) -> None:
+        """A case done: its sidecar (after its output), then its manifest line."""
+        self.outputs.write_sidecar(case_id, record)
+        self._record(case_id, "ok", record["seconds"], warnings=record["warnings"], **attempt)
+
     def _segment(self, inputs, model, digests) -> dict:
-        from .. import api
+        return segment_case(inputs, model, self.request, self.outputs.output(inputs.case.case_id), digests)
 
-        began = time.monotonic()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            result = api.segment(model, inputs.volume, inputs.prompts, **self.request.segment_options)
-        said = [str(w.message) for w in caught]
-        said += [f"object {o.name!r} (label {o.label}) is empty" for o in result.objects
-                 if not (result.labelmap == o.label).any()]
-        api.write_result(result, self.outputs.output(inputs.case.case_id), overwrite=True)
-        record = {"case": inputs.case.case_id, "status": "ok", "request": self.request.of_case(digests),
-                  "image": str(inputs.case.image), "model": model.model_id, "weights": model.weights,
-                  "device": str(model.device), "result_settings": result.settings,
-                  "seconds": round(time.monotonic() - began, 3), "slices": result.slices_processed,
-                  "warnings": said, "version": __version__}
-        if self.request.evaluate and inputs.labels is not None:
-            record["scores"] = object_scores(result, inputs.labels)
-        return record
-
-    def _fail(self, case_id, status, error, details, seconds) -> bool:
+    def fail(self, case_id, status, error, details, seconds, **attempt) -> bool:
         self.outputs.write_error(case_id, (details or error) + "\n")
         self.outputs.write_sidecar(case_id, {"case": case_id, "status": status, "error": error, "version": __version__})
-        self._record(case_id, status, seconds, error=error)
+        self._record(case_id, status, seconds, error=error, **attempt)
         return False
 
-    def _record(self, case_id, status, seconds, error="", warnings=()) -> None:
-        self.totals[status] += 1
-        line = {"case": case_id, "status": status, "error": error, "attempt": 1, "worker": "embedded",
+    def _record(self, case_id, status, seconds, error="", warnings=(), attempt=1, worker="embedded") -> None:
+        self.final[case_id] = status
+        line = {"case": case_id, "status": status, "error": error, "attempt": attempt, "worker": worker,
                 "seconds": round(seconds, 3), "warnings": list(warnings)}
         self.outputs.append_manifest(line)
-        self.on_event({"event": "case", **line, "totals": dict(self.totals),
+        self.on_event({"event": "case", **line, "totals": self.totals(),
                        "elapsed": round(time.monotonic() - self.started, 3)})
 
+    def totals(self) -> dict:
+        """Cases by the status of their last attempt (a retried case counts once)."""
+        counts = dict.fromkeys(STATUSES, 0)
+        for status in self.final.values():
+            counts[status] += 1
+        return counts
+
     def summary(self) -> dict:
-        return {"cases": len(self.cases), **self.totals, "seconds": round(time.monotonic() - self.started, 3),
+        return {"cases": len(self.cases), **self.totals(), "seconds": round(time.monotonic() - self.started, 3),
                 "version": __version__}
+
+
+def segment_case(inputs, model, request: BatchRequest, output, digests) -> dict:
+    """Segment one case and write its output (complete or absent); its sidecar record."""
+    from .. import api
+
+    began = time.monotonic()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = api.segment(model, inputs.volume, inputs.prompts, **request.segment_options)
+    said = [str(w.message) for w in caught]
+    said += [f"object {o.name!r} (label {o.label}) is empty" for o in result.objects
+             if not (result.labelmap == o.label).any()]
+    api.write_result(result, output, overwrite=True)
+    record = {"case": inputs.case.case_id, "status": "ok", "request": request.of_case(digests),
+              "image": str(inputs.case.image), "model": model.model_id, "weights": model.weights,
+              "device": str(model.device), "result_settings": result.settings,
+              "seconds": round(time.monotonic() - began, 3), "slices": result.slices_processed,
+              "warnings": said, "version": __version__}
+    if request.evaluate and inputs.labels is not None:
+        record["scores"] = object_scores(result, inputs.labels)
+    return record
 
 
 def object_scores(result, labels) -> dict:

@@ -8,9 +8,9 @@ import json
 import sys
 from pathlib import Path
 
-from ..options import look_up
+from ..options import DEFAULT_MODEL, look_up
 from .model_args import add_model_arguments, choice, model_from_args
-from .segment import add_segment_options, segment_options
+from .segment import add_segment_options, at_least_one, segment_options
 
 FORMATS = ("nii.gz", "nrrd", "mha", "seg.nrrd")
 SOME_FAILED = 3
@@ -36,6 +36,12 @@ def add_parser(commands) -> None:
     parser.add_argument("--evaluate", action="store_true", help="with --labels: Dice, HD95, NSD per object")
     parser.add_argument("--progress", default="bar", type=choice(("bar", "jsonl"), "progress"),
                         help="bar (stderr) or jsonl (one event per line on stdout)")
+    cluster = parser.add_argument_group("Ray (pip install 'segment-with-sam2[ray]'; see the README)")
+    cluster.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster: local (start one here), auto "
+                         "(RAY_ADDRESS or the cluster of this node) or its address")
+    cluster.add_argument("--workers", type=at_least_one, default=2, help="workers (each loads the model once)")
+    cluster.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs each worker reserves (e.g. 1)")
+    cluster.add_argument("--max-retries", type=int, default=2, help="retries of a case whose worker died")
     add_model_arguments(parser)
     add_segment_options(parser)
     parser.set_defaults(run=run)
@@ -72,11 +78,30 @@ def run(args) -> int:
         batch.report_bad(bad)
         _say_bad(bad)
         if todo and not (args.fail_fast and bad):
-            batch.run(todo, model_from_args(args))
+            _run_cases(batch, todo, args)
     summary = batch.summary()
     outputs.write_summary(summary)
     print(json.dumps(summary) if args.progress == "jsonl" else _summary_line(summary, out), file=sys.stderr)
     return 0 if summary["failed"] == summary["invalid-prompts"] == 0 else SOME_FAILED
+
+
+def _run_cases(batch, todo, args) -> None:
+    if not args.ray:
+        batch.run(todo, model_from_args(args))
+        return
+    import importlib.util
+
+    from ..batch.ray_driver import run_on_ray
+    from ..errors import Remedy, SegmentWithSAM2Error
+
+    if importlib.util.find_spec("ray") is None:
+        raise SegmentWithSAM2Error("--ray needs Ray, which is not installed",
+                                   Remedy("install_package", "pip install 'segment-with-sam2[ray]'"))
+    options = {"model": args.model or (None if args.config else DEFAULT_MODEL), "checkpoint": args.checkpoint,
+               "config": args.config, "random_init": args.random_init, "seed": args.seed, "device": args.device,
+               "precision": args.precision, "adapters": args.adapter, "merge_adapters": args.merge_adapters}
+    run_on_ray(batch, todo, options, batch.request.settings["checkpoint_sha256"], address=args.ray,
+               workers=args.workers, gpus_per_worker=args.gpus_per_worker, max_retries=args.max_retries)
 
 
 def _cases(args):
