@@ -10,27 +10,31 @@ import SimpleITK as sitk
 ROOT_UID = "1.2.826.0.1.3680043.2.1125"
 
 
-def write_ct_series(image: sitk.Image, folder: Path, window=(40, 400), series=1, prefix="slice") -> Path:
+def write_ct_series(image: sitk.Image, folder: Path, window=(40, 400), series=1, prefix="slice",
+                    reverse_order=False) -> Path:
     """``image`` must be right-handed (slice normal = row x column), as DICOM orders slices by it.
-    ``window`` is (center, width), each a number or a DICOM multi-value string, or None for no tags."""
+    ``window`` is (center, width), each a number or a DICOM multi-value string, or None for no tags.
+    ``reverse_order``: files and instance numbers run against the slice positions."""
     folder.mkdir(parents=True, exist_ok=True)
     direction = np.asarray(image.GetDirection()).reshape(3, 3)
     orientation = "\\".join(f"{v:.10f}" for v in [*direction[:, 0], *direction[:, 1]])
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
     common = {"0008|0060": "CT", "0020|000d": f"{ROOT_UID}.1", "0020|000e": f"{ROOT_UID}.2.{series}",
+              "0020|0052": f"{ROOT_UID}.4", "0010|0020": "SAM2-TEST", "0010|0010": "Test^Phantom",
               "0020|0037": orientation, "0018|0050": f"{image.GetSpacing()[2]:.6f}"}
     if window is not None:
         common.update({"0028|1050": str(window[0]), "0028|1051": str(window[1])})
     for k in range(image.GetDepth()):
         slice_image = image[:, :, k]
         tags = dict(common)
-        tags["0020|0013"] = str(k + 1)
+        stored = image.GetDepth() - 1 - k if reverse_order else k
+        tags["0020|0013"] = str(stored + 1)
         tags["0020|0032"] = "\\".join(f"{v:.10f}" for v in image.TransformIndexToPhysicalPoint((0, 0, k)))
         tags["0008|0018"] = f"{ROOT_UID}.3.{series}.{k + 1}"
         for key, value in tags.items():
             slice_image.SetMetaData(key, value)
-        writer.SetFileName(str(folder / f"{prefix}{k:03d}.dcm"))
+        writer.SetFileName(str(folder / f"{prefix}{stored:03d}.dcm"))
         writer.Execute(slice_image)
     return folder
 

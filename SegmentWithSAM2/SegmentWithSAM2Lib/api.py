@@ -20,7 +20,7 @@ from .errors import SegmentWithSAM2Error
 from .io.models import load_model as _load_model
 from .io.labelmaps import write_labelmap
 from .io.volume_files import read_volume, volume_from_image
-from .options import STOP_AFTER
+from .options import SEG_TYPES, STOP_AFTER, look_up
 
 __all__ = ["load_model", "segment", "check_prompts", "read_volume", "write_result", "to_volume", "PostProcess"]
 
@@ -69,13 +69,14 @@ def check_prompts(image, prompts, *, axis="auto") -> None:
     _check_prompts(to_volume(image), prompts, axis)
 
 
-def write_result(result: SegmentationResult, path, *, overwrite: bool = False) -> None:
+def write_result(result: SegmentationResult, path, *, overwrite: bool = False, seg_type: str = "binary") -> None:
     """Write ``result`` on its volume's grid, complete or not at all.  The volume's own file is
-    never overwritten (by path, symlink or hard link); another existing file only with ``overwrite=True``."""
+    never overwritten (by path, symlink or hard link); another existing file only with ``overwrite=True``.
+    A ``.dcm`` path writes a DICOM-SEG (DICOM input only; ``seg_type`` binary or labelmap)."""
     from pathlib import Path
 
     if Path(path).exists() and not overwrite:
         raise SegmentWithSAM2Error(f"output {path} already exists; give another name, or overwrite=True to replace it")
     tags = dict(result.settings, version=__version__)
     write_labelmap(result.labelmap, result.volume, path, result.objects, tags,
-                   inputs=[result.volume.metadata.get("source")])
+                   inputs=[result.volume.metadata.get("source")], seg_type=look_up(seg_type, SEG_TYPES, "DICOM-SEG type"))

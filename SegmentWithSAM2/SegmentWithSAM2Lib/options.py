@@ -23,6 +23,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 OVERLAPS = ("overwrite", "keep_others")
 SPACES = ("RAS", "LPS", "IJK")
+SEG_TYPES = ("binary", "labelmap")  # DICOM-SEG segmentation types: BINARY (most viewers), LABELMAP (DICOM 2024)
 TRAINING_MODES = ("lora", "full", "scratch")
 PROTOCOLS = ("box", "point", "corrector")
 BASELINES = ("region-growing", "litemedsam-slices", "none")  # evaluate's methods beside the model

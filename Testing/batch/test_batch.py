@@ -234,3 +234,22 @@ def test_a_missing_checkpoint_is_a_setup_error(tmp_path, capsys):
                  "--checkpoint", str(tmp_path / "no-such.pt"), "--config", "micro"])
     assert code == 1
     assert f"checkpoint not found: {tmp_path / 'no-such.pt'}" in capsys.readouterr().err
+
+
+def test_dicom_cases_get_a_dicom_seg_and_a_nifti_case_is_refused_before_the_model(tmp_path):
+    import pydicom
+
+    from dicom_series import write_ct_series
+
+    data = make_dataset(tmp_path)
+    image = sitk.ReadImage(str(data["images"] / "case1.nii.gz"))
+    write_ct_series(sitk.Cast(image, sitk.sitkInt16), data["images"] / "ct1")
+    shutil.copy(data["prompts"] / "case1.json", data["prompts"] / "ct1.json")
+    out = tmp_path / "out"
+    assert run_batch(data, out, "--format", "dcm") == 3
+    lines = {line["case"]: line for line in manifest(out)}
+    assert lines["ct1"]["status"] == "ok" and lines["case1"]["status"] == "failed"
+    assert "DICOM-SEG can only be written for a DICOM series input" in lines["case1"]["error"]
+    assert lines["case1"]["worker"] == "check"
+    seg = pydicom.dcmread(out / "ct1.dcm")
+    assert seg.SOPClassUID == "1.2.840.10008.5.1.4.1.1.66.4" and seg.SegmentSequence[0].SegmentLabel == "ball"

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..errors import SegmentWithSAM2Error
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".dcm")
-CASE_FIELDS = ("case_id", "image", "prompts", "labels")
+CASE_FIELDS = ("case_id", "image", "prompts", "labels", "series")
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class Case:
     image: Path  # a volume file or a DICOM series folder
     prompts: Path | None = None  # a prompt JSON file
     labels: Path | None = None  # a labelmap on the image's grid
+    series: str | None = None  # the SeriesInstanceUID, when the image's DICOM folder holds several
 
 
 def case_id_of(path: Path) -> str:
@@ -100,7 +101,8 @@ def _case_of_row(row, n: int, path: Path) -> Case:
                                    f"(known: {', '.join(CASE_FIELDS)})")
     place = lambda value: (path.parent / value) if value else None  # noqa: E731  (relative to the cases file)
     image = place(row["image"])
-    return Case(str(row.get("case_id") or case_id_of(image)), image, place(row.get("prompts")), place(row.get("labels")))
+    return Case(str(row.get("case_id") or case_id_of(image)), image, place(row.get("prompts")), place(row.get("labels")),
+                row.get("series") or None)
 
 
 def _refuse_repeats(ids: list, where) -> None:

@@ -28,6 +28,7 @@ class BatchRequest:
     resume: str = "resume"
     fail_fast: bool = False
     evaluate: bool = False
+    seg_type: str = "binary"  # of a DICOM-SEG output
 
     def of_case(self, digests: dict) -> dict:
         """What a finished case must have been made from to be skipped."""
@@ -44,7 +45,7 @@ class Batch:
         """(cases to run, with their digests; cases that cannot run).  Reads every case once."""
         todo, bad = [], []
         for case in self.cases:
-            inputs = read_case(case, self.request.source)
+            inputs = self._check_output(read_case(case, self.request.source))
             if inputs.status != "ok":
                 bad.append(inputs)
             elif not self._done(case.case_id, inputs.digests):
@@ -52,6 +53,18 @@ class Batch:
             else:
                 self._record(case.case_id, "skipped", 0.0, error=SKIPPED[self.request.resume], worker="check")
         return todo, bad
+
+    def _check_output(self, inputs):
+        """An output that cannot be written (a DICOM-SEG of a NIfTI, a NIfTI of a sheared grid) fails now."""
+        from ..errors import SegmentWithSAM2Error
+        from ..io.labelmaps import check_output_path
+
+        if inputs.status == "ok":
+            try:
+                check_output_path(self.outputs.output(inputs.case.case_id), inputs.volume, inputs=[inputs.case.image])
+            except SegmentWithSAM2Error as error:
+                inputs.status, inputs.error = "failed", f"cannot write its output: {error}"
+        return inputs
 
     def _done(self, case_id: str, digests: dict) -> bool:
         """Not to run: trusted as done (resume), or not a failure of an earlier run (retry-failed)."""
@@ -142,7 +155,7 @@ def segment_case(inputs, model, request: BatchRequest, output, digests) -> dict:
     said = [str(w.message) for w in caught]
     said += [f"object {o.name!r} (label {o.label}) is empty" for o in result.objects
              if not (result.labelmap == o.label).any()]
-    api.write_result(result, output, overwrite=True)
+    api.write_result(result, output, overwrite=True, seg_type=request.seg_type)
     record = {"case": inputs.case.case_id, "status": "ok", "request": request.of_case(digests),
               "image": str(inputs.case.image), "model": model.model_id, "weights": model.weights,
               "device": str(model.device), "result_settings": result.settings,

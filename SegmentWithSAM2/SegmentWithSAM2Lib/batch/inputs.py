@@ -39,7 +39,7 @@ class CaseInputs:
 def read_case(case: Case, source: PromptSource) -> CaseInputs:
     inputs = CaseInputs(case)
     try:
-        inputs.volume = read_volume(case.image)
+        inputs.volume = read_volume(case.image, series=case.series)
         inputs.digests["image_sha256"] = path_digest(case.image)
     except (SegmentWithSAM2Error, OSError) as error:
         return _problem(inputs, "failed", f"cannot read the image: {error}")

@@ -65,7 +65,9 @@ def run_on_ray(batch: Batch, todo: list, model_options: dict, expected_weights, 
     ray = connect(address, workers, gpus_per_worker)
     try:
         actor = ray.remote(num_cpus=1, num_gpus=gpus_per_worker, max_restarts=max_retries + 1)(CaseWorker)
-        pool = [actor.remote(dict(model_options), expected_weights) for _ in range(workers)]
+        # on this machine the workers share its cores: more torch threads than cores is slower
+        threads = max(1, (os.cpu_count() or 1) // workers) if address == "local" else 0
+        pool = [actor.remote(dict(model_options, threads=threads), expected_weights) for _ in range(workers)]
         identities = ray.get([w.identity.remote() for w in pool])  # a worker that cannot load the model fails here
         on_workers(identities)
         _drive(ray, batch, todo, pool, max_retries)

@@ -8,11 +8,11 @@ import json
 import sys
 from pathlib import Path
 
-from ..options import DEFAULT_MODEL, look_up
+from ..options import DEFAULT_MODEL, SEG_TYPES, look_up
 from .model_args import add_model_arguments, choice, model_from_args
 from .segment import add_segment_options, at_least_one, segment_options
 
-FORMATS = ("nii.gz", "nrrd", "mha", "seg.nrrd")
+FORMATS = ("nii.gz", "nrrd", "mha", "seg.nrrd", "dcm")
 SOME_FAILED = 3
 
 
@@ -27,8 +27,12 @@ def add_parser(commands) -> None:
     source.add_argument("--from-labels", default="box", type=choice(("box", "mask"), "prompt kind"),
                         help="box (default) or mask: on the largest slice of each connected component")
     source.add_argument("--label-values", help="the label values to prompt from, e.g. 1,3-5 (default all)")
-    source.add_argument("--cases", help="CSV or JSONL of cases (case_id,image,prompts|labels); overrides matching")
-    parser.add_argument("--format", default="nii.gz", type=choice(FORMATS, "format"), help=", ".join(FORMATS))
+    source.add_argument("--cases", help="CSV or JSONL of cases (case_id,image,prompts|labels[,series]); "
+                        "overrides matching")
+    parser.add_argument("--format", default="nii.gz", type=choice(FORMATS, "format"),
+                        help=", ".join(FORMATS) + " (dcm: DICOM-SEG, for DICOM series inputs)")
+    parser.add_argument("--seg-type", default="binary", type=choice(SEG_TYPES, "DICOM-SEG type"),
+                        help="with --format dcm: binary (default) or labelmap")
     parser.add_argument("--overwrite", action="store_true", help="recompute every case (default: resume)")
     parser.add_argument("--retry-failed", action="store_true", help="recompute the cases that failed before")
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed case")
@@ -71,7 +75,7 @@ def run(args) -> int:
     outputs = Outputs(out, "." + args.format)
     request = BatchRequest(_settings(args), segment_options(args), _source(args),
                            "overwrite" if args.overwrite else "retry-failed" if args.retry_failed else "resume",
-                           args.fail_fast, args.evaluate)
+                           args.fail_fast, args.evaluate, args.seg_type)
     with _Progress(args.progress, len(cases)) as progress:
         batch = Batch(cases, outputs, request, progress.event)
         todo, bad = batch.check()
@@ -146,6 +150,7 @@ def _settings(args) -> dict:
             "axis": args.axis, "window": args.window, "direction": args.direction,
             "range": list(args.slice_range) if args.slice_range else None, "auto_stop": args.auto_stop,
             "stop_after": args.stop_after, "postprocess": args.postprocess, "format": args.format,
+            "seg_type": args.seg_type if args.format == "dcm" else None,
             "from_labels": args.from_labels, "label_values": args.label_values}
 
 

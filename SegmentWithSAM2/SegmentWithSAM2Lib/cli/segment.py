@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..options import AXES, DIRECTIONS, STOP_AFTER
+from ..options import AXES, DIRECTIONS, SEG_TYPES, STOP_AFTER
 from .model_args import add_model_arguments, choice, model_from_args
 from .progress import ProgressBar
 
@@ -14,10 +14,18 @@ def add_parser(commands) -> None:
     parser = commands.add_parser("segment", help="segment a volume from a prompt file")
     parser.add_argument("image", help="NIfTI, NRRD, MetaImage file or DICOM series folder")
     parser.add_argument("--prompts", required=True, help="prompt JSON file (see the README)")
-    parser.add_argument("--output", required=True, help="labelmap: .nii.gz, .nrrd or .seg.nrrd (segments)")
+    parser.add_argument("--output", required=True, help="labelmap: .nii.gz, .nrrd, .seg.nrrd (segments) or .dcm "
+                        "(DICOM-SEG, for a DICOM input)")
+    add_dicom_options(parser)
     add_model_arguments(parser)
     add_segment_options(parser)
     parser.set_defaults(run=run)
+
+
+def add_dicom_options(parser) -> None:
+    parser.add_argument("--series", help="SeriesInstanceUID to read when a DICOM folder holds several")
+    parser.add_argument("--seg-type", default="binary", type=choice(SEG_TYPES, "DICOM-SEG type"),
+                        help="DICOM-SEG output: binary (default; read by most viewers) or labelmap")
 
 
 def add_segment_options(parser) -> None:
@@ -65,7 +73,7 @@ def run(args) -> int:
     from ..io.prompt_file import read_prompt_file
 
     output = check_output_path(args.output, inputs=[args.image, args.prompts])
-    volume = api.read_volume(args.image)
+    volume = api.read_volume(args.image, series=args.series)
     check_output_path(output, volume, inputs=[args.image, args.prompts])  # free space, format
     prompts = read_prompt_file(args.prompts, volume)
     api.check_prompts(volume, prompts, axis=args.axis)
@@ -77,6 +85,6 @@ def run(args) -> int:
     lower, upper, source = result.settings["window"]
     print(f"window {lower:g} to {upper:g} (centre {(lower + upper) / 2:g}, width {upper - lower:g}; {source})",
           file=sys.stderr)
-    api.write_result(result, output, overwrite=True)  # the command line replaces an earlier result
+    api.write_result(result, output, overwrite=True, seg_type=args.seg_type)  # replaces an earlier result
     print(f"wrote {output} ({result.seconds:.1f} s, slices {result.slices_processed})", file=sys.stderr)
     return 0

@@ -217,8 +217,7 @@ def span_from(previous: SegmentationResult, index: int, num_slices: int) -> tupl
 
 def _within(objects, first: int, last: int) -> list[ObjectInputs]:
     """Each object's prompts inside first..last; objects with none there are left as they were."""
-    kept = [ObjectInputs(o.name, o.label, o.color, {k: v for k, v in o.slices.items() if first <= k <= last})
-            for o in objects]
+    kept = [dataclasses.replace(o, slices={k: v for k, v in o.slices.items() if first <= k <= last}) for o in objects]
     kept = [o for o in kept if o.slices]
     if not kept:
         raise SegmentWithSAM2Error(f"no prompts in the range {first}:{last}; place the correction inside it")
@@ -234,7 +233,7 @@ def _check_starts(objects, earlier) -> None:
 
 
 def _on_slice(objects, index: int) -> list[ObjectInputs]:
-    kept = [ObjectInputs(o.name, o.label, o.color, {index: o.slices[index]}) for o in objects if index in o.slices]
+    kept = [dataclasses.replace(o, slices={index: o.slices[index]}) for o in objects if index in o.slices]
     if not kept:
         raise SegmentWithSAM2Error(f"no prompts on slice {index} to preview; place a point, box or mask there")
     return kept

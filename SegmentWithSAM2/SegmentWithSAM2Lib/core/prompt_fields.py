@@ -11,7 +11,14 @@ from numbers import Integral, Real
 from ..errors import SegmentWithSAM2Error
 
 TOP_KEYS = ("space", "objects", "description")
-OBJECT_KEYS = ("name", "label", "color", "points", "boxes", "masks")
+OBJECT_KEYS = ("name", "label", "color", "points", "boxes", "masks", "terminology")
+# Slicer's TerminologyEntry: context~category~type~type modifier~anatomic context~region~region modifier
+TERMINOLOGY_PARTS = ("contextName", "category", "type", "typeModifier", "anatomicContextName", "anatomicRegion",
+                     "anatomicRegionModifier")
+TISSUE = ["SCT", "85756007", "Tissue"]
+DEFAULT_TERMINOLOGY = {"contextName": "Segmentation category and type - 3D Slicer General Anatomy list",
+                       "category": TISSUE, "type": TISSUE}  # Slicer's own default for a new segment
+_CODED_PARTS = ("category", "type", "typeModifier", "anatomicRegion", "anatomicRegionModifier")
 POINT_KEYS = ("position", "positive")
 BOX_KEYS = ("corner1", "corner2", "corners", "name")
 MASK_KEYS = ("mask", "slice")
@@ -54,3 +61,27 @@ def whole_number(value, what: str) -> int:
     if isinstance(value, bool) or not (isinstance(value, Integral) or (isinstance(value, float) and value.is_integer())):
         raise SegmentWithSAM2Error(f"{what}: 'slice' must be a whole slice index, got {value!r}")
     return int(value)
+
+
+def terminology(value, what: str) -> dict:
+    """An object's terminology, given as Slicer's ``TerminologyEntry`` string or as codes
+    ``{"category": [scheme, value, meaning], "type": [...], ...}``: a dict with TERMINOLOGY_PARTS
+    keys (codes as [scheme, value, meaning]); category and type are required."""
+    if isinstance(value, str):
+        parts = value.split("~")
+        value = {key: (part if key.endswith("Name") else part.split("^"))
+                 for key, part in zip(TERMINOLOGY_PARTS, parts) if part.strip("^")}
+    if not isinstance(value, dict):
+        raise SegmentWithSAM2Error(f"{what}: 'terminology' must be a Slicer TerminologyEntry string or an object with "
+                                   f"'category' and 'type' codes, got {value!r}")
+    check_keys(value, TERMINOLOGY_PARTS, f"{what} terminology")
+    for key in _CODED_PARTS:
+        code = value.get(key)
+        if code is None and key in ("category", "type"):
+            raise SegmentWithSAM2Error(f"{what}: terminology needs '{key}' as [scheme, value, meaning], e.g. "
+                                       "[\"SCT\", \"85756007\", \"Tissue\"]")
+        if code is not None and not (isinstance(code, list) and len(code) == 3 and all(isinstance(c, str) and c
+                                                                                         for c in code)):
+            raise SegmentWithSAM2Error(f"{what}: terminology '{key}' must be three texts [scheme, value, meaning] "
+                                       f"(e.g. SCT^10200004^Liver), got {code!r}")
+    return {key: value[key] for key in TERMINOLOGY_PARTS if key in value}

@@ -52,6 +52,7 @@ class ObjectInputs:
     label: int
     color: tuple
     slices: dict[int, SliceInputs] = field(default_factory=dict)
+    terminology: dict | None = None  # what it is, in codes (prompt_fields.terminology); None: not said
 
     def on(self, index: int) -> SliceInputs:
         return self.slices.setdefault(index, SliceInputs())
@@ -101,7 +102,9 @@ class _Placer:
         if not isinstance(label, int) or isinstance(label, bool) or not 1 <= label <= MAX_LABEL:
             raise SegmentWithSAM2Error(f"object #{n + 1}: label must be an integer 1..{MAX_LABEL}, got {label!r}")
         name = fields.name(obj.get("name", f"object {label}"), f"object #{n + 1}")
-        out = ObjectInputs(name, label, fields.color(obj.get("color", PALETTE[n % len(PALETTE)]), f"object {name!r}"))
+        out = ObjectInputs(name, label, fields.color(obj.get("color", PALETTE[n % len(PALETTE)]), f"object {name!r}"),
+                           terminology=fields.terminology(obj["terminology"], f"object {name!r}")
+                           if "terminology" in obj else None)
         for p, point in enumerate(_items(obj, "points", out.name)):
             self._add_point(out, point, f"{out.name!r} point #{p + 1}")
         for b, box in enumerate(_items(obj, "boxes", out.name)):

@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from ..core.prompt_fields import DEFAULT_TERMINOLOGY
 from ..core.volume import Volume
 from ..errors import SegmentWithSAM2Error
 from .atomic import write_atomic
 
 # Single-file formats only: a detached header (.mhd, .nhdr) would point at a data file with the
 # temporary name, left behind beside the result.
-LABELMAP_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha")
+LABELMAP_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha", ".dcm")  # .dcm: DICOM-SEG (io.dicom_seg)
 _NIFTI = (".nii.gz", ".nii")
 _HEADROOM = 1 << 20
 _NAME_HOLDER = "SegmentWithSAM2-name-{}"  # in the header until the real (UTF-8) name is written in  # bytes beyond the voxels: headers, and the file system's own blocks
@@ -65,6 +66,10 @@ def check_output_path(path, volume: Volume | None = None, inputs=()) -> Path:
     if volume is not None:
         _check_room(path, folder, volume)
         _check_format_holds(path, suffix, volume)
+        if suffix == ".dcm":
+            from .dicom_seg import check_dicom_source
+
+            check_dicom_source(volume, path)
     return path
 
 
@@ -92,10 +97,16 @@ def _check_format_holds(path: Path, suffix: str, volume: Volume) -> None:
                                    "voxel axes, so the result would not lie on the input's grid; write .nrrd or .seg.nrrd")
 
 
-def write_labelmap(labelmap: np.ndarray, volume: Volume, path, objects=(), tags=None, inputs=()) -> Path:
-    """Write on the volume's exact grid; the file appears complete or not at all (see the module)."""
+def write_labelmap(labelmap: np.ndarray, volume: Volume, path, objects=(), tags=None, inputs=(),
+                   seg_type: str = "binary") -> Path:
+    """Write on the volume's exact grid; the file appears complete or not at all (see the module).
+    ``seg_type``: a DICOM-SEG's segmentation type (binary or labelmap)."""
     path = check_output_path(path, volume, inputs)
     suffix = suffix_of(path)
+    if suffix == ".dcm":
+        from .dicom_seg import write_dicom_seg
+
+        return write_dicom_seg(labelmap, volume, path, objects, tags or {}, seg_type)
     if suffix == ".seg.nrrd":
         written = {}
 
@@ -163,6 +174,7 @@ def _write_segmentation(labelmap, volume, path, objects, tags):
     voxels_ijk = labelmap.transpose(2, 1, 0)  # slicerio indexes voxels [i, j, k]
     for n, obj in enumerate(objects):
         segment = {"id": f"segment_{obj.label}", "name": _NAME_HOLDER.format(n), "color": list(obj.color),
+                   "terminology": obj.terminology or DEFAULT_TERMINOLOGY,
                    "tags": {f"SegmentWithSAM2.{k}": str(v) for k, v in tags.items()}}
         slicerio.add_segment(segmentation, voxels_ijk == obj.label, segment)
     _keep_label_values(segmentation, objects)

@@ -15,11 +15,14 @@ from .completeness import check_dicom_spacing, check_nifti_complete
 _DICOM_TAGS = {"modality": "0008|0060", "center": "0028|1050", "width": "0028|1051"}
 
 
-def read_volume(path) -> Volume:
+def read_volume(path, series: str | None = None) -> Volume:
+    """``series``: the SeriesInstanceUID to read when a DICOM folder holds several."""
     path = Path(path)
     if not path.exists():
         raise SegmentWithSAM2Error(f"input not found: {path}")
-    image, metadata = _read_dicom_series(path) if path.is_dir() else (_read_file(path), {})
+    if series and not path.is_dir():
+        raise SegmentWithSAM2Error(f"a series UID was given but {path} is a file, not a DICOM folder")
+    image, metadata = _read_dicom_series(path, series) if path.is_dir() else (_read_file(path), {})
     volume = volume_from_image(image, metadata)
     volume.metadata["source"] = str(path)  # the file (or DICOM folder) it came from: never an output
     return volume
@@ -59,15 +62,17 @@ def _read_file(path: Path) -> sitk.Image:
         raise SegmentWithSAM2Error(f"cannot read {path} as an image (NIfTI, NRRD, MetaImage or DICOM): {reason}") from error
 
 
-def _read_dicom_series(folder: Path):
-    series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or ()
-    if not series:
+def _read_dicom_series(folder: Path, series: str | None = None):
+    uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or ()
+    if not uids:
         raise SegmentWithSAM2Error(f"no DICOM series found in folder {folder}")
-    files = {uid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid) for uid in series}
-    uid = max(files, key=lambda u: len(files[u]))
-    if len(series) > 1:
-        warnings.warn(f"{folder} holds {len(series)} DICOM series; reading the largest ({uid}, "
-                      f"{len(files[uid])} files). Give a folder with one series to choose.", stacklevel=3)
+    files = {uid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid) for uid in uids}
+    if series is not None and series not in files:
+        raise SegmentWithSAM2Error(f"{folder} holds no series {series}; it holds {', '.join(sorted(files))}")
+    uid = series or max(files, key=lambda u: len(files[u]))
+    if len(uids) > 1 and series is None:
+        warnings.warn(f"{folder} holds {len(uids)} DICOM series; reading the largest ({uid}, "
+                      f"{len(files[uid])} files). Give --series UID to choose.", stacklevel=3)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files[uid])
     reader.MetaDataDictionaryArrayUpdateOn()
@@ -76,7 +81,8 @@ def _read_dicom_series(folder: Path):
     except RuntimeError as error:
         raise SegmentWithSAM2Error(f"cannot read the DICOM series in {folder}: {str(error).strip()}") from error
     check_dicom_spacing(reader, folder)
-    return image, _dicom_metadata(reader)
+    # the instances, in slice order, that a DICOM-SEG of this volume must reference
+    return image, {**_dicom_metadata(reader), "series_uid": uid, "dicom_files": list(files[uid])}
 
 
 def _dicom_metadata(reader) -> dict:
