@@ -97,6 +97,8 @@ def test_a_case_prompted_from_its_labelmap_is_scored_against_it(first_run):
     got = voxels(out / "case3.nii.gz")
     dice = 2 * np.sum((got == 1) & (truth == 1)) / (np.sum(got == 1) + np.sum(truth == 1))
     assert scores["label 1"]["dice"] == pytest.approx(dice)
+    evaluation = json.loads((out / "summary.json").read_text())["evaluation"]
+    assert list(evaluation["cases"]) == ["case3"] and evaluation["mean_dice"] == pytest.approx(dice, abs=1e-4)
 
 
 def test_a_rerun_skips_exactly_the_succeeded_cases(done):
@@ -253,3 +255,20 @@ def test_dicom_cases_get_a_dicom_seg_and_a_nifti_case_is_refused_before_the_mode
     assert lines["case1"]["worker"] == "check"
     seg = pydicom.dcmread(out / "ct1.dcm")
     assert seg.SOPClassUID == "1.2.840.10008.5.1.4.1.1.66.4" and seg.SegmentSequence[0].SegmentLabel == "ball"
+
+
+def test_the_embedded_batch_never_imports_ray_and_jsonl_progress_is_one_event_per_line(tmp_path):
+    import subprocess
+    import sys
+
+    data = make_dataset(tmp_path)
+    script = ("import sys; from SegmentWithSAM2Lib.cli import main; "
+              f"code = main(['batch', {str(data['images'])!r}, '--prompts', {str(data['prompts'])!r}, '--output', "
+              f"{str(tmp_path / 'out')!r}, '--progress', 'jsonl', '--model', 'micro', '--device', 'cpu']); "
+              "assert 'ray' not in sys.modules, 'ray was imported'; sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 3, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert events[0] == {"event": "start", "cases": 6}
+    assert sorted(e["case"] for e in events[1:]) == sorted(GOOD + (BAD_PROMPTS, FAILS, UNREADABLE))
+    assert events[-1]["totals"] == {"ok": 2, "failed": 2, "skipped": 0, "invalid-prompts": 2}  # case3: no labels

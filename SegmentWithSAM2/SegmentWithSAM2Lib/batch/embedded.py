@@ -39,6 +39,7 @@ class Batch:
     def __init__(self, cases, outputs: Outputs, request: BatchRequest, on_event=lambda event: None):
         self.cases, self.outputs, self.request, self.on_event = cases, outputs, request, on_event
         self.final = {}  # case id -> the status of its last attempt
+        self.scores = {}  # case id -> {object name: Dice, HD95, NSD} (--evaluate)
         self.started = time.monotonic()
 
     def check(self) -> tuple[list, list]:
@@ -113,6 +114,8 @@ class Batch:
     def finish(self, case_id, record, **attempt) -> None:
         """A case done: its sidecar (after its output), then its manifest line."""
         self.outputs.write_sidecar(case_id, record)
+        if "scores" in record:
+            self.scores[case_id] = record["scores"]
         self._record(case_id, "ok", record["seconds"], warnings=record["warnings"], **attempt)
 
     def _segment(self, inputs, model, digests) -> dict:
@@ -140,8 +143,12 @@ class Batch:
         return counts
 
     def summary(self) -> dict:
-        return {"cases": len(self.cases), **self.totals(), "seconds": round(time.monotonic() - self.started, 3),
-                "version": __version__}
+        summary = {"cases": len(self.cases), **self.totals(), "seconds": round(time.monotonic() - self.started, 3),
+                   "version": __version__}
+        if self.scores:
+            dices = [s["dice"] for objects in self.scores.values() for s in objects.values()]
+            summary["evaluation"] = {"mean_dice": round(float(np.mean(dices)), 4), "cases": self.scores}
+        return summary
 
 
 def segment_case(inputs, model, request: BatchRequest, output, digests) -> dict:

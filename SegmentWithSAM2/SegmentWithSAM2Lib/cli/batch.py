@@ -86,6 +86,8 @@ def run(args) -> int:
     summary = batch.summary()
     outputs.write_summary(summary)
     print(json.dumps(summary) if args.progress == "jsonl" else _summary_line(summary, out), file=sys.stderr)
+    if "evaluation" in summary and args.progress != "jsonl":
+        print(evaluation_table(summary["evaluation"]))
     return 0 if summary["failed"] == summary["invalid-prompts"] == 0 else SOME_FAILED
 
 
@@ -152,6 +154,15 @@ def _settings(args) -> dict:
             "stop_after": args.stop_after, "postprocess": args.postprocess, "format": args.format,
             "seg_type": args.seg_type if args.format == "dcm" else None,
             "from_labels": args.from_labels, "label_values": args.label_values}
+
+
+def evaluation_table(evaluation: dict) -> str:
+    """Markdown: Dice, HD95 and NSD per case and object, against the labelmaps the prompts came from."""
+    lines = ["| case | object | label | Dice | HD95 (mm) | NSD |", "|---|---|---|---|---|---|"]
+    for case, objects in sorted(evaluation["cases"].items()):
+        lines += [f"| {case} | {name} | {s['label']} | {s['dice']:.3f} | {s['hd95']:.1f} | {s['nsd']:.3f} |"
+                  for name, s in objects.items()]
+    return "\n".join(lines + [f"\nmean Dice {evaluation['mean_dice']:.3f}"])
 
 
 def _say_bad(bad) -> None:
