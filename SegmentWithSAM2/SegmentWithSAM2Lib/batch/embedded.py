@@ -43,14 +43,14 @@ class Batch:
         self.started = time.monotonic()
 
     def check(self) -> tuple[list, list]:
-        """(cases to run, with their digests; cases that cannot run).  Reads every case once."""
+        """(cases to run; cases that cannot run, as their CaseInputs).  Reads every case once."""
         todo, bad = [], []
         for case in self.cases:
             inputs = self._check_output(read_case(case, self.request.source))
             if inputs.status != "ok":
                 bad.append(inputs)
             elif not self._done(case.case_id, inputs.digests):
-                todo.append((case, inputs.digests))
+                todo.append(case)
             else:
                 self._record(case.case_id, "skipped", 0.0, error=SKIPPED[self.request.resume], worker="check")
         return todo, bad
@@ -83,14 +83,14 @@ class Batch:
     def run(self, todo: list, model) -> None:
         """Each case in turn; a failure is that case's, the batch goes on (unless fail_fast)."""
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-read") as reader:
-            ahead = reader.submit(read_case, todo[0][0], self.request.source) if todo else None
-            for n, (case, digests) in enumerate(todo):
+            ahead = reader.submit(read_case, todo[0], self.request.source) if todo else None
+            for n in range(len(todo)):
                 inputs = ahead.result()
-                ahead = reader.submit(read_case, todo[n + 1][0], self.request.source) if n + 1 < len(todo) else None
-                if not self.run_case(inputs, model, digests) and self.request.fail_fast:
+                ahead = reader.submit(read_case, todo[n + 1], self.request.source) if n + 1 < len(todo) else None
+                if not self.run_case(inputs, model) and self.request.fail_fast:
                     break
 
-    def run_case(self, inputs, model, digests) -> bool:
+    def run_case(self, inputs, model) -> bool:
         case_id, began = inputs.case.case_id, time.monotonic()
         if inputs.status != "ok":  # the files changed since the check
             return self.fail(case_id, inputs.status, inputs.error, "", 0.0)
@@ -99,7 +99,7 @@ class Batch:
             self.skip_locked(case_id)
             return True
         try:
-            record = self._segment(inputs, model, digests)
+            record = segment_case(inputs, model, self.request, self.outputs.output(case_id))
         except Exception as error:  # noqa: BLE001  (a case's failure is recorded; the batch goes on)
             return self.fail(case_id, "failed", f"{type(error).__name__}: {error}", traceback.format_exc(),
                               time.monotonic() - began)
@@ -117,9 +117,6 @@ class Batch:
         if "scores" in record:
             self.scores[case_id] = record["scores"]
         self._record(case_id, "ok", record["seconds"], warnings=record["warnings"], **attempt)
-
-    def _segment(self, inputs, model, digests) -> dict:
-        return segment_case(inputs, model, self.request, self.outputs.output(inputs.case.case_id), digests)
 
     def fail(self, case_id, status, error, details, seconds, **attempt) -> bool:
         self.outputs.write_error(case_id, (details or error) + "\n")
@@ -151,19 +148,18 @@ class Batch:
         return summary
 
 
-def segment_case(inputs, model, request: BatchRequest, output, digests) -> dict:
-    """Segment one case and write its output (complete or absent); its sidecar record."""
+def segment_case(inputs, model, request: BatchRequest, output) -> dict:
+    """Segment one case and write its output (complete or absent); its sidecar record, with the
+    digests of the files as read for this run (not as checked earlier: they may have changed)."""
     from .. import api
 
     began = time.monotonic()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = api.segment(model, inputs.volume, inputs.prompts, **request.segment_options)
-    said = [str(w.message) for w in caught]
-    said += [f"object {o.name!r} (label {o.label}) is empty" for o in result.objects
-             if not (result.labelmap == o.label).any()]
+    said = [str(w.message) for w in caught]  # the engine's own warnings name empty objects
     api.write_result(result, output, overwrite=True, seg_type=request.seg_type)
-    record = {"case": inputs.case.case_id, "status": "ok", "request": request.of_case(digests),
+    record = {"case": inputs.case.case_id, "status": "ok", "request": request.of_case(inputs.digests),
               "image": str(inputs.case.image), "model": model.model_id, "weights": model.weights,
               "device": str(model.device), "result_settings": result.settings,
               "seconds": round(time.monotonic() - began, 3), "slices": result.slices_processed,

@@ -36,13 +36,13 @@ class CaseWorker:
     def identity(self) -> tuple[str, int]:
         return self.name, os.getpid()
 
-    def run(self, case, request, output, digests) -> dict:
+    def run(self, case, request, output) -> dict:
         """The case's sidecar record, or a failure {status, error, traceback}: never an exception."""
         try:
             inputs = read_case(case, request.source)
             if inputs.status != "ok":
                 return {"status": inputs.status, "error": inputs.error, "traceback": "", "worker": self.name}
-            return {**segment_case(inputs, self.model, request, output, digests), "worker": self.name}
+            return {**segment_case(inputs, self.model, request, output), "worker": self.name}
         except Exception as error:  # noqa: BLE001  (the case's failure, reported to the driver)
             return {"status": "failed", "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc(),
                     "worker": self.name}
@@ -76,8 +76,8 @@ def run_on_ray(batch: Batch, todo: list, model_options: dict, expected_weights, 
 
 
 def _drive(ray, batch: Batch, todo: list, pool: list, max_retries: int) -> None:
-    queue = [(case, digests, 1) for case, digests in todo]
-    running = {}  # object ref -> (case, digests, attempt, worker index, lock, start)
+    queue = [(case, 1) for case in todo]  # (case, attempt)
+    running = {}  # object ref -> (case, attempt, worker index, lock, start)
     waking = {}  # a restarting worker's identity call -> (worker index, calls so far)
     while queue or running:
         _submit(batch, queue, running, pool, busy=set(i for i, _ in waking.values()))
@@ -87,7 +87,7 @@ def _drive(ray, batch: Batch, todo: list, pool: list, max_retries: int) -> None:
         if ref in waking:
             _wake(ray, ref, waking, pool, max_retries)
             continue
-        case, digests, attempt, index, lock, began = running.pop(ref)
+        case, attempt, index, lock, began = running.pop(ref)
         lock.release()
         try:
             record = ray.get(ref)
@@ -99,26 +99,26 @@ def _drive(ray, batch: Batch, todo: list, pool: list, max_retries: int) -> None:
                        + ("retried" if retry else "no retries left"), str(error), time.monotonic() - began,
                        attempt=attempt, worker=f"actor {index}")
             if retry:
-                queue.insert(0, (case, digests, attempt + 1))
+                queue.insert(0, (case, attempt + 1))
             continue
         _settle(batch, case, record, attempt, time.monotonic() - began)
         if batch.request.fail_fast and record["status"] != "ok":
             queue.clear()
-    for case, _, attempt in queue:  # only when every worker is gone for good
+    for case, attempt in queue:  # only when every worker is gone for good
         batch.fail(case.case_id, "failed", "no worker left to run it", "", 0.0, attempt=attempt, worker="driver")
 
 
 def _submit(batch: Batch, queue: list, running: dict, pool: list, busy: set) -> None:
     for index, worker in enumerate(pool):
         while worker is not None and index not in busy and queue and \
-                sum(1 for r in running.values() if r[3] == index) < IN_FLIGHT:
-            case, digests, attempt = queue.pop(0)
+                sum(1 for r in running.values() if r[2] == index) < IN_FLIGHT:
+            case, attempt = queue.pop(0)
             lock = batch.outputs.lock(case.case_id)
             if not lock.acquire():
                 batch.skip_locked(case.case_id)
                 continue
-            ref = worker.run.remote(case, batch.request, batch.outputs.output(case.case_id), digests)
-            running[ref] = (case, digests, attempt, index, lock, time.monotonic())
+            ref = worker.run.remote(case, batch.request, batch.outputs.output(case.case_id))
+            running[ref] = (case, attempt, index, lock, time.monotonic())
 
 
 def _wake(ray, ref, waking: dict, pool: list, max_retries: int) -> None:

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..options import DEFAULT_MODEL, SEG_TYPES, look_up
+from ..options import DEFAULT_MODEL, SEG_TYPES
 from .model_args import add_model_arguments, choice, model_from_args
 from .segment import add_segment_options, at_least_one, segment_options
 
@@ -182,7 +182,7 @@ class _Progress:
     """A bar over cases (done, failed, skipped, ETA) on stderr, or JSON events on stdout."""
 
     def __init__(self, kind: str, total: int):
-        self.kind, self.total, self._bar = look_up(kind, ("bar", "jsonl"), "progress"), total, None
+        self.kind, self.total, self._bar = kind, total, None
 
     def __enter__(self):
         if self.kind == "bar":
