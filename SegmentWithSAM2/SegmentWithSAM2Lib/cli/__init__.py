@@ -11,9 +11,9 @@ import threading
 import warnings
 
 from ..errors import Cancelled, SegmentWithSAM2Error
-from . import batch, cache, demo, evaluate, segment, train
+from . import batch, cache, demo, evaluate, segment, serve, train
 
-COMMANDS = (segment, batch, cache, train, evaluate, demo)
+COMMANDS = (segment, batch, serve, cache, train, evaluate, demo)
 # remedies (errors.Remedy actions) in the words of the command line
 CLI_REMEDIES = {
     "download": "run `segment-with-sam2 download {subject}` (or add --download)",

@@ -20,8 +20,10 @@ def choice(choices, what: str):
     return check
 
 
-def add_model_arguments(parser) -> None:
-    parser.add_argument("--model", help=f"registry model id (see `models`; default {DEFAULT_MODEL})")
+def add_model_arguments(parser, several: bool = False) -> None:
+    """``several``: --model may be repeated (a server loads each once)."""
+    parser.add_argument("--model", action="append" if several else "store",
+                        help=f"registry model id (see `models`; default {DEFAULT_MODEL})" + ("; repeatable" if several else ""))
     parser.add_argument("--checkpoint", help="checkpoint path (.pt) instead of the cached registry file")
     parser.add_argument("--config", help="config for --checkpoint: registry config, sam2 config name or yaml path")
     parser.add_argument("--adapter", action="append", default=[], help="LoRA adapter (.safetensors + .json, "

@@ -1,1 +1,5 @@
-"""Remote inference (issue 20): the server's token book first; the server and client follow."""
+"""Remote inference: ``segment-with-sam2 serve`` (server, service, leases, images, audit, tokens) and its
+clients (``Client`` for Python, ``RemoteSession`` without torch for the Slicer module)."""
+
+from .client import Client, RemoteImage, RemoteSession  # noqa: F401
+from .connection import RemoteError, SessionExpired  # noqa: F401
