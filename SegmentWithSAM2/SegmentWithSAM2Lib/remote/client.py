@@ -160,8 +160,8 @@ class RemoteSession:
 class Client:
     """``segment`` and ``preview`` as in the Python API, run by a server."""
 
-    def __init__(self, url: str, token: str | None = None, timeout: float = 600.0):
-        self.connection = Connection(url, token, timeout)
+    def __init__(self, url: str, token: str | None = None, timeout: float = 600.0, heartbeat: bool = True):
+        self.connection, self.heartbeat = Connection(url, token, timeout), heartbeat
         self._sessions: dict[tuple, RemoteSession] = {}
         self._made_by: dict[int, RemoteSession] = {}  # id(result) -> the session whose kept result it is
 
@@ -173,7 +173,7 @@ class Client:
         remote = _remote_image(image)
         key = (remote.id, model, axis, str(window))
         if key not in self._sessions:
-            self._sessions[key] = RemoteSession(self.connection, remote, model, axis, str(window))
+            self._sessions[key] = RemoteSession(self.connection, remote, model, axis, str(window), self.heartbeat)
         return self._sessions[key]
 
     def segment(self, image, prompts, *, model=None, axis="auto", window="auto", direction="both",
