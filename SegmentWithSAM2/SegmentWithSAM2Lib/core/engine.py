@@ -29,7 +29,7 @@ from ..errors import Cancelled, EmptyResultWarning, SegmentWithSAM2Error
 from ..options import STOP_AFTER
 from .features import DEFAULT_BUDGET_MB, CachedState, FeatureCache, default_batch, default_host_budget
 from .frames import FrameSequence, frame_normalization
-from .geometry import plan_slices
+from .geometry import plan_slices, span_from  # noqa: F401  (span_from: part of the engine's API)
 from .inplane import InPlaneMap
 from .intensity import Window, resolve_window
 from .model import LoadedModel
@@ -206,13 +206,6 @@ def _outcome(labelmap: np.ndarray, objects, where: str = "volume") -> dict:
                           "the model probably did not find its edges; check the window and the prompts",
                           EmptyResultWarning, stacklevel=4)
     return {"voxels": voxels, "empty_objects": [o.label for o in empty]}
-
-
-def span_from(previous: SegmentationResult, index: int, num_slices: int) -> tuple[str, tuple[int, int]]:
-    """Direction and range for "re-propagate from this slice": away from the earlier prompts."""
-    anchors = sorted({k for o in previous.objects for k in o.slices})
-    forward = index >= anchors[len(anchors) // 2]
-    return ("forward", (index, num_slices - 1)) if forward else ("backward", (0, index))
 
 
 def _within(objects, first: int, last: int) -> list[ObjectInputs]:

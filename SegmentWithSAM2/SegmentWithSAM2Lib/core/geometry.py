@@ -86,3 +86,11 @@ def plan_slices(volume: Volume, axis: str = "auto") -> SlicePlan:
 
 def _closest_ijk_axis(dirs: np.ndarray, ras_axis: int) -> int:
     return int(np.argmax(np.abs(dirs[ras_axis, :])))
+
+
+def span_from(previous, index: int, num_slices: int) -> tuple[str, tuple[int, int]]:
+    """Direction and range for "re-propagate from this slice": away from the prompts of ``previous``
+    (a result: its objects' prompted slices), so a result from a server, without torch, serves too."""
+    anchors = sorted({k for o in previous.objects for k in o.slices})
+    forward = index >= anchors[len(anchors) // 2]
+    return ("forward", (index, num_slices - 1)) if forward else ("backward", (0, index))

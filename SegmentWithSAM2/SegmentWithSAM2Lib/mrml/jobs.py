@@ -75,6 +75,7 @@ class SegmentRequest:
     correct: bool = False
     segment_name: str = "SAM2 segment"
     segment_id: str | None = None  # an existing segment to replace
+    server: tuple = ()  # (URL, token): run on that server (mrml.remote_runs), not on this computer
 
     @property
     def model_key(self) -> tuple:
@@ -136,6 +137,8 @@ def segment_request(volume_node, segmentation_node, prompts, **values) -> tuple[
     volume, window, key = _captured(volume_node, values.pop("window", "display"))
     if values.get("slice_range") is not None:
         values["slice_range"] = tuple(int(s) for s in values["slice_range"])
+    if values.get("server"):
+        values["server"] = tuple(values["server"])
     request = SegmentRequest(volume, copy.deepcopy(prompts), key, window=window, **values)
     return request, Target(volume_node.GetScene(), volume_node, segmentation_node)
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 import datetime
 
 from ..version import __version__
-from ..core.engine import PropagationOptions, VolumeSession, span_from
-from ..core.postprocess import PostProcess
+from ..core.geometry import span_from
 from ..options import STOP_AFTER
 from .markups import object_prompts
 from .segments import NEW_SEGMENT_COLOR, write_segment
@@ -59,6 +58,10 @@ def run_engine(model, volume, prompts, *, window, axis="auto", direction="both",
     ``preview_slice``: only that slice, from its own prompts.  ``from_slice`` (with ``previous``):
     re-propagate from that slice away from the earlier prompts, keeping the rest.  ``session``: a
     VolumeSession of the same volume, window and axis whose cached slice features are reused."""
+    # here, not at the top: the rest of this module serves runs on a server, in a Python without torch
+    from ..core.engine import PropagationOptions, VolumeSession
+    from ..core.postprocess import PostProcess
+
     session = session or VolumeSession(model, volume, axis=axis, window=window)
     if from_slice is not None and previous is not None:
         direction, slice_range = span_from(previous, from_slice, session.plan.num_slices)

@@ -67,6 +67,7 @@ class Worker:
         self._session_key = self._session = None
         self._last = None  # (session key, result) of the last segmentation
         self._editing = None  # (session key, EditSession) of the Segment Editor effect
+        self._remote = None  # mrml.remote_runs.RemoteRuns, once a run goes to a server
         self._queue = queue.Queue()
         self._lock = threading.Lock()
         self._open_jobs, self._closed = set(), False
@@ -115,7 +116,8 @@ class Worker:
             self._run(job, work)
             with self._lock:
                 self._open_jobs.discard(job)
-        self._model = self._session = self._last = self._editing = None
+        self._forget(None)
+        self._model = None
 
     @staticmethod
     def _run(job: Job, work) -> None:
@@ -135,6 +137,8 @@ class Worker:
         from .pipeline import run_engine
 
         r = job.request
+        if r.server:
+            return self._on_server(job)
         model = self._model_for(r)
         if job.cancel_requested():  # a load takes seconds; a cancel meanwhile should not start the run
             raise Cancelled("cancelled")
@@ -149,6 +153,16 @@ class Worker:
         if r.preview_slice is not None:
             job.progress = (1, 1, f"slice {r.preview_slice}")
         self._last = (r.session_key, result)
+        return result
+
+    def _on_server(self, job: Job):
+        """The run on a server: no model here, and no torch or sam2 imported."""
+        from .remote_runs import RemoteRuns
+
+        self._remote = self._remote or RemoteRuns()
+        result = self._remote.segment(job.request, _slice_progress(job), job.cancel_requested)
+        if job.request.preview_slice is not None:
+            job.progress = (1, 1, f"slice {job.request.preview_slice}")
         return result
 
     def edit_prompts(self, session_key: tuple):
@@ -204,6 +218,8 @@ class Worker:
 
     def _forget(self, _job):
         self._session_key = self._session = self._last = self._editing = None
+        if self._remote is not None:
+            self._remote.forget()
 
     def finish(self, job: Job) -> Outcome:
         """Main thread, once the job ended: write a segmentation's result into its segmentation
