@@ -19,7 +19,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-from SegmentWithSAM2Qt import registerSAM2Effect, useSlicerCache, waitForJob
+from SegmentWithSAM2Qt import ServerChoice, registerSAM2Effect, useSlicerCache, waitForJob
 
 from SegmentWithSAM2Lib.mrml.jobs import DownloadRequest, SegmentRequest, Status, describe, segment_request
 from SegmentWithSAM2Lib.mrml.markups import LastPlacedPoint, style_prompt_points
@@ -92,6 +92,7 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = SegmentWithSAM2Logic()
+        self.serverChoice = ServerChoice(self.ui)  # "Run on": this computer or a server (no torch here then)
         # the segment selector follows the chosen segmentation; "None" means a new segment (item 6)
         self.ui.segmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.ui.segmentSelector.setCurrentNode)
         self.ui.segmentSelector.connect("currentSegmentChanged(QString)", self.onSegmentChosen)
@@ -208,7 +209,12 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         setattr(self._parameterNode, field, self.currentSliceIndex())
 
     def onRun(self, direction=None, thisSliceOnly=False, fromThisSlice=False):
-        if self._busy() or not self._installed() or not self._weightsAtHand():
+        try:
+            server = self.serverChoice.server()
+        except ValueError as error:
+            return slicer.util.errorDisplay(str(error))
+        # on a server, nothing is installed or downloaded here
+        if self._busy() or not server and not (self._installed() and self._weightsAtHand()):
             return
         # thisSliceOnly: a 2D preview from this slice's prompts alone, no propagation.
         # fromThisSlice: clicks placed on this slice correct the last result's mask there, and the
@@ -218,7 +224,7 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._startJob(self.logic.startSegment(
                 self._parameterNode, segmentId=self.ui.segmentSelector.currentSegmentID(), direction=direction,
                 previewSlice=index if thisSliceOnly else None, fromSlice=index if fromThisSlice else None,
-                correct=fromThisSlice, masks=self._maskPrompts))
+                correct=fromThisSlice, masks=self._maskPrompts, server=server))
         except Exception as error:  # bad inputs found on the main thread (no volume, empty prompts ...)
             slicer.util.errorDisplay(_("Could not start segmentation: {message}").format(message=describe(error)))
 
@@ -324,9 +330,10 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
     def segment(self, volumeNode, segmentationNode, prompts=None, *, positivePoints=None, negativePoints=None,
                 box=None, model=DEFAULT_MODEL, checkpoint="", device="auto", window="display", axis="auto",
                 direction="both", range=None, segmentName="SAM2 segment", segmentId=None, overlap="overwrite",
-                autoStop=True, postprocess=True, onProgress=None, shouldCancel=None):
+                autoStop=True, postprocess=True, onProgress=None, shouldCancel=None, server=()):
         """Segment and wait (console and batch use); returns the written segment ids.  Raises the
-        error, or Cancelled.  ``onProgress(done, total, text)`` and ``shouldCancel()`` are called here."""
+        error, or Cancelled.  ``onProgress(done, total, text)`` and ``shouldCancel()`` are called here.
+        ``server``: (URL, token) of a ``segment-with-sam2 serve`` to run on instead of this computer."""
         from SegmentWithSAM2Lib.mrml.pipeline import prompts_from_nodes
 
         if prompts is None:
@@ -335,11 +342,11 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
         request, target = segment_request(
             volumeNode, segmentationNode, prompts, model_id=model, checkpoint=checkpoint, device=device,
             window=window, axis=axis, direction=direction, slice_range=range, auto_stop=autoStop,
-            postprocess=postprocess, overlap=overlap, segment_name=segmentName, segment_id=segmentId)
+            postprocess=postprocess, overlap=overlap, segment_name=segmentName, segment_id=segmentId, server=server)
         return list(self.worker.run(request, target, onProgress, shouldCancel).segment_ids)
 
     def startSegment(self, p, *, segmentId="", direction=None, previewSlice=None, fromSlice=None, correct=False,
-                     masks=()):
+                     masks=(), server=()):
         """Main thread: read the parameter node and the scene into a request; the worker runs it.
         ``segmentId``: the segment to replace ("": a new one named p.segmentName)."""
         from SegmentWithSAM2Lib.mrml.pipeline import prompts_from_nodes
@@ -353,7 +360,7 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
             p.inputVolume, p.segmentation, prompts, model_id=p.model, checkpoint=p.checkpoint, device=p.device,
             window=p.window, axis=p.axis, direction=direction or p.direction, slice_range=sliceRange,
             auto_stop=p.autoStop, postprocess=p.postprocess, overlap=p.overlap, segment_name=name,
-            segment_id=segmentId, preview_slice=previewSlice, from_slice=fromSlice, correct=correct))
+            segment_id=segmentId, preview_slice=previewSlice, from_slice=fromSlice, correct=correct, server=server))
 
     def startDownload(self, modelId):
         """Download a registry model on the worker thread (resumable, verified; Cancel keeps the part)."""

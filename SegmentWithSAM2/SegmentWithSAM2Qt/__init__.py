@@ -43,3 +43,50 @@ def useSlicerCache():
     from SegmentWithSAM2Lib.io.model_zoo import use_cache_dir
 
     use_cache_dir(os.path.join(slicer.app.cachePath, "SegmentWithSAM2"))
+
+
+class ServerChoice:
+    """The panel's "Run on" rows: this computer, or a server's address and token.  They live in
+    Slicer's settings for this user, never in the parameter node: a scene file is shared, and a
+    token is a credential."""
+
+    RUN_ON, URL, TOKEN = "SegmentWithSAM2/runOn", "SegmentWithSAM2/serverUrl", "SegmentWithSAM2/serverToken"
+    SERVER = 1  # runOnComboBox's row "server"
+
+    def __init__(self, ui):
+        import qt
+
+        self.ui, settings = ui, qt.QSettings()
+        ui.runOnComboBox.currentIndex = max(0, ui.runOnComboBox.findText(str(settings.value(self.RUN_ON, ""))))
+        ui.serverUrlLineEdit.text = str(settings.value(self.URL, "") or "")
+        ui.serverTokenLineEdit.text = str(settings.value(self.TOKEN, "") or "")
+        ui.runOnComboBox.connect("currentIndexChanged(int)", self._changed)
+        ui.serverUrlLineEdit.connect("editingFinished()", self._save)
+        ui.serverTokenLineEdit.connect("editingFinished()", self._save)
+        self._changed()
+
+    def server(self) -> tuple:
+        """() to run here, else (URL, token); raises ValueError with what to type when incomplete."""
+        if self.ui.runOnComboBox.currentIndex != self.SERVER:
+            return ()
+        url = self.ui.serverUrlLineEdit.text.strip()
+        if not url:
+            raise ValueError("Run on is set to server: type the server's address (e.g. http://127.0.0.1:8000 "
+                             "through an SSH tunnel) and your token, or choose this computer")
+        return url, self.ui.serverTokenLineEdit.text.strip()
+
+    def _changed(self, *_):
+        remote = self.ui.runOnComboBox.currentIndex == self.SERVER
+        for widget in (self.ui.serverUrlLineEdit, self.ui.serverTokenLineEdit):
+            widget.enabled = remote
+        for widget in (self.ui.downloadButton, self.ui.checkpointLineEdit, self.ui.deviceComboBox):
+            widget.enabled = not remote  # the server has its own models and device
+        self._save()
+
+    def _save(self):
+        import qt
+
+        settings = qt.QSettings()
+        settings.setValue(self.RUN_ON, self.ui.runOnComboBox.currentText)
+        settings.setValue(self.URL, self.ui.serverUrlLineEdit.text.strip())
+        settings.setValue(self.TOKEN, self.ui.serverTokenLineEdit.text.strip())

@@ -130,3 +130,20 @@ def test_the_segment_selector_is_given_the_scene_and_offers_none():
     props = {p.get("name"): p.find("bool").text for p in selector.findall("property") if p.find("bool") is not None}
     assert "segmentSelector" in receivers and selector.get("class") == "qMRMLSegmentSelectorWidget"
     assert props == {"noneEnabled": "true", "editEnabled": "false", "segmentationNodeSelectorVisible": "false"}
+
+
+def test_run_on_server_keeps_url_and_token_out_of_the_scene_and_installs_nothing():
+    """Issue 20: the "Run on" rows exist, none is bound to the parameter node (a scene file is
+    shared; the token is a credential, kept in the user's Slicer settings by ServerChoice), and
+    a run on a server skips the package install and the weights download."""
+    names, bound = ui_widgets()
+    rows = {"runOnComboBox", "serverUrlLineEdit", "serverTokenLineEdit"}
+    assert rows <= names and not rows & set(bound)
+    tree = ElementTree.parse(UI)
+    token = next(w for w in tree.iter("widget") if w.get("name") == "serverTokenLineEdit")
+    assert [p.findtext("enum") for p in token.findall("property") if p.get("name") == "echoMode"] == ["QLineEdit::Password"]
+    source = MODULE.read_text()
+    assert "not server and not (self._installed() and self._weightsAtHand())" in source
+    assert source.count("server=server") == 3  # the panel's runs, Logic.startSegment and the console's Logic.segment
+    helper = (MODULE_DIR / "SegmentWithSAM2Qt" / "__init__.py").read_text()
+    assert "qt.QSettings()" in helper and "parameterNode" not in helper.split("class ServerChoice")[1]
