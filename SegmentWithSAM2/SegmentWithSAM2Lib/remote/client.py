@@ -160,8 +160,9 @@ class RemoteSession:
 class Client:
     """``segment`` and ``preview`` as in the Python API, run by a server."""
 
-    def __init__(self, url: str, token: str | None = None, timeout: float = 600.0, heartbeat: bool = True):
-        self.connection, self.heartbeat = Connection(url, token, timeout), heartbeat
+    def __init__(self, url: str, token: str | None = None, timeout: float = 600.0, heartbeat: bool = True,
+                 cafile=None):
+        self.connection, self.heartbeat = Connection(url, token, timeout, cafile), heartbeat
         self._sessions: dict[tuple, RemoteSession] = {}
         self._made_by: dict[int, RemoteSession] = {}  # id(result) -> the session whose kept result it is
 

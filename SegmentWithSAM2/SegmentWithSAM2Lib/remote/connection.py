@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -36,12 +37,15 @@ def is_loopback(host: str) -> bool:
 
 
 class Connection:
-    def __init__(self, url: str, token: str | None = None, timeout: float = 60.0):
+    def __init__(self, url: str, token: str | None = None, timeout: float = 60.0, cafile=None):
+        """``cafile``: the certificate (or CA) to trust for https, e.g. a server's self-signed one."""
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise SegmentWithSAM2Error(f"server URL {url!r} must look like http://HOST:PORT or https://HOST:PORT")
         self.url, self.token, self.timeout = url.rstrip("/"), token, timeout
         handlers = [urllib.request.ProxyHandler({})] if is_loopback(parts.hostname) else []
+        if cafile is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=str(cafile))))
         self._opener = urllib.request.build_opener(*handlers)
 
     def call(self, method: str, path: str, body=None, data: bytes | None = None, stream: bool = False):
@@ -58,6 +62,9 @@ class Connection:
             raise _refusal(error) from None
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
+            if isinstance(reason, ssl.SSLCertVerificationError):
+                raise RemoteError(f"the server at {self.url} shows a certificate this computer does not trust "
+                                  f"({reason.verify_message}); give its certificate or CA file to trust") from None
             raise RemoteError(f"cannot reach the server at {self.url} ({reason}); check the URL and that it runs") from None
         if stream:
             return response
