@@ -191,13 +191,14 @@ def table(rows: list[dict], machine: str) -> str:
     return "\n".join(lines) + f"\n\nMachine: {machine}\n\n" + READING
 
 
-READING = """How to read it: "open" is the upload (hash, compress, send) and the session; a click is one preview
-call end to end.  Clicks of all clients share one lock for model work in both columns, so a click can
-wait behind another client's propagation: that wait is the p95.  In-process, Python's lock is not
-fair (a thread that lets go may take it straight back), so one client's clicks run back to back and
-the others wait: a low p50 beside a high p95; the server's requests take turns, so compare the means.  On a machine with few cores the
-clients' own work (hashing, compression, JSON) competes with the server for the same cores, which
-the in-process baseline does not pay; on a GPU server the clients sit on other machines.
+READING = """How to read it: "open" is the upload (hash, compress, send) and the session; a click is one
+preview call end to end.  Clicks of all clients share one lock for model work in both, so a click
+can wait behind another client's propagation: that wait is the p95.  In-process, Python's lock is
+not fair (a thread that lets go may take it straight back), so one client's clicks run back to back
+while the others wait: a low p50 beside a high p95.  The server's requests take turns; compare the
+means.  On a machine with few cores the clients' own work (hashing, compressing, JSON) competes
+with the server for the same cores, which the in-process baseline does not pay; on a GPU server
+the clients sit on other machines.
 """
 
 

@@ -52,3 +52,20 @@ def test_a_malformed_line_is_refused_with_its_number(tmp_path, line):
 def test_a_missing_file_says_how_to_make_one(tmp_path):
     with pytest.raises(SegmentWithSAM2Error, match="create it by adding a first token"):
         read_tokens(tmp_path / "none")
+
+
+def test_the_file_is_read_again_when_it_changes_and_a_broken_one_lets_no_one_in(tmp_path):
+    path = tmp_path / "tokens"
+    alice, bob = new_token(path, "alice"), new_token(path, "bob")
+    book = TokenBook.read(path)
+    assert book.who(alice) == "alice" and book.who(bob) == "bob"
+    path.write_text(f"bob {digest(bob)}\n")  # alice revoked, no restart
+    assert book.who(alice) is None and book.who(bob) == "bob"
+    carol = new_token(path, "carol")  # added while serving
+    assert book.who(carol) == "carol"
+    path.write_text(f"bob {bob}\n")  # a token pasted instead of its hash
+    with pytest.warns(UserWarning, match="line 1.*no token is accepted until the file is mended"):
+        assert book.who(bob) is None
+    assert book.who(carol) is None
+    path.write_text(f"bob {digest(bob)}\n")
+    assert book.who(bob) == "bob"

@@ -9,6 +9,7 @@ import hmac
 import os
 import re
 import secrets
+import warnings
 from pathlib import Path
 
 from ..errors import SegmentWithSAM2Error
@@ -59,12 +60,37 @@ def new_token(path, name: str) -> str:
 
 
 class TokenBook:
-    def __init__(self, entries: dict[str, str]):
-        self.entries = dict(entries)
+    """The names and token hashes a server accepts.  Read from a file, it is read again whenever
+    the file changes, so deleting a line revokes that token without a restart; a file that
+    cannot be read then lets no one in (closed, not open) until it is mended."""
+
+    def __init__(self, entries: dict[str, str], path=None):
+        self.entries, self.path = dict(entries), path
+        self._stamp = self._stamp_now()
 
     @classmethod
     def read(cls, path) -> "TokenBook":
-        return cls(read_tokens(path))
+        return cls(read_tokens(path), Path(path))
+
+    def _stamp_now(self):
+        if self.path is None:
+            return None
+        try:
+            status = self.path.stat()
+        except OSError:
+            return "missing"
+        return status.st_mtime_ns, status.st_size, status.st_ino
+
+    def _current(self) -> dict[str, str]:
+        stamp = self._stamp_now()
+        if stamp != self._stamp:
+            self._stamp = stamp
+            try:
+                self.entries = read_tokens(self.path)
+            except SegmentWithSAM2Error as error:
+                warnings.warn(f"{error}; no token is accepted until the file is mended", stacklevel=2)
+                self.entries = {}
+        return self.entries
 
     def who(self, presented: str | None) -> str | None:
         """The name whose token was presented, or None; every entry is compared, in constant time."""
@@ -72,7 +98,7 @@ class TokenBook:
             return None
         wanted = digest(presented)
         found = None
-        for name, known in self.entries.items():
+        for name, known in self._current().items():
             if hmac.compare_digest(wanted, known) and found is None:
                 found = name
         return found
