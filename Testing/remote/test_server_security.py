@@ -130,6 +130,21 @@ def _image(voxels, matrix=np.eye(4), tags=None):
     return image_id(voxels, matrix, tags), pack_image(voxels, matrix, tags)
 
 
+def _lying_header() -> bytes:
+    """An .npz whose voxels header claims 10^15 floats in a few bytes: refused before allocating."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
+                                                  "shape": (100000, 100000, 100000)})
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("voxels.npy", b"\x93NUMPY\x01\x00" + header.getvalue()[8:] + b"\0" * 64)
+        for name, value in (("ijk_to_ras", np.eye(4)), ("tags", np.array("{}"))):
+            member = io.BytesIO()
+            np.save(member, value)
+            archive.writestr(f"{name}.npy", member.getvalue())
+    return buffer.getvalue()
+
+
 def test_malformed_uploads_are_refused_with_the_reason(server):
     url, service, _ = server
     bomb_id, bomb = _image(np.zeros((100, 100, 100), np.uint8))  # 1 MB inflated, 1 kB sent
@@ -143,7 +158,8 @@ def test_malformed_uploads_are_refused_with_the_reason(server):
              (_image(np.ones((4, 8, 8)), nan)[0], _image(np.ones((4, 8, 8)), nan)[1], "finite 4x4"),
              (_image(np.ones((8, 8)))[0], _image(np.ones((8, 8)))[1], "3D array"),
              (good_id, _npz(voxels=np.array([{"a": 1}], dtype=object), ijk_to_ras=np.eye(4), tags=np.array("{}")),
-              "not a readable .npz")]
+              "or Python objects"),
+             (good_id, _lying_header(), "do not hold")]
     for name, data, reason in cases:
         status, body = _upload(url, name, data)
         assert status == 422 and reason in body["detail"], (reason, status, body)

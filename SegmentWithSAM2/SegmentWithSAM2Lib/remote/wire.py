@@ -13,6 +13,7 @@ import base64
 import hashlib
 import io
 import json
+import math
 import zipfile
 import zlib
 
@@ -77,14 +78,25 @@ def _open_npz(source, names, max_bytes: int, what: str) -> dict:
                 raise SegmentWithSAM2Error(f"{what} must be an .npz of exactly {', '.join(names)}; got {sorted(infos)}")
             if sum(info.file_size for info in infos.values()) > max_bytes:
                 raise SegmentWithSAM2Error(f"{what} inflates past the server's limit of {max_bytes} bytes")
-            return {name: _read_array(archive, f"{name}.npy") for name in names}
+            return {name: _read_array(archive, infos[f"{name}.npy"], max_bytes, what) for name in names}
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as error:
+        if isinstance(error, SegmentWithSAM2Error):
+            raise
         raise SegmentWithSAM2Error(f"{what} is not a readable .npz ({error})") from None
 
 
-def _read_array(archive: zipfile.ZipFile, name: str) -> np.ndarray:
-    with archive.open(name) as member:
-        return np.lib.format.read_array(member, allow_pickle=False)
+def _read_array(archive: zipfile.ZipFile, info: zipfile.ZipInfo, max_bytes: int, what: str) -> np.ndarray:
+    """One member, its header checked before any voxel is read: a plain dtype, and exactly as many
+    bytes as the header's shape needs (a header claiming more is a memory bomb, not an image)."""
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(member)
+        size = math.prod(shape) * dtype.itemsize  # Python ints: a huge shape cannot wrap around
+        if dtype.hasobject or size > max_bytes or size != info.file_size - member.tell():
+            raise SegmentWithSAM2Error(f"{what}: {info.filename} declares {dtype} {shape}, which its "
+                                       f"{info.file_size} bytes do not hold (or Python objects)")
+        return np.frombuffer(member.read(size), dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()
 
 
 def pack_region(labelmap: np.ndarray, before: np.ndarray | None) -> dict:
