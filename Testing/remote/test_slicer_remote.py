@@ -41,6 +41,10 @@ CHILD = textwrap.dedent("""
     from SegmentWithSAM2Lib.mrml.segments import segment_array
     from SegmentWithSAM2Lib.mrml.volumes import volume_from_node
     from SegmentWithSAM2Lib.mrml.worker import Worker
+    # and every library module the panel and the effect import when Slicer loads them
+    import SegmentWithSAM2Lib.mrml.markups, SegmentWithSAM2Lib.mrml.model_picker, SegmentWithSAM2Lib.mrml.slicer_version
+    import SegmentWithSAM2Lib.mrml.editor_writes, SegmentWithSAM2Lib.mrml.prompt_markers, SegmentWithSAM2Lib.dependencies
+    import SegmentWithSAM2Lib.io.model_zoo, SegmentWithSAM2Lib.core.geometry
     data, runs = np.load(sys.argv[2]), json.loads(sys.argv[3])
     scene = slicer.vtkMRMLScene()
     node = add_volume(scene, data["voxels"], data["ijk_to_ras"])

@@ -41,6 +41,7 @@ class RemoteSession:
         self.connection, self.image = connection, image
         self.opening = {"image": image.id, "model": model, "axis": axis, "window": window}
         self.labelmap = None  # the kept result's labelmap, as the server holds it
+        self.kept = None  # the Python client's result for it (``Client.segment``'s ``previous``)
         self.history: list[dict] = []  # the propagations since the last fresh one, for a re-seed
         self.info = self._open()
         self._stop = threading.Event()
@@ -164,7 +165,6 @@ class Client:
                  cafile=None):
         self.connection, self.heartbeat = Connection(url, token, timeout, cafile), heartbeat
         self._sessions: dict[tuple, RemoteSession] = {}
-        self._made_by: dict[int, RemoteSession] = {}  # id(result) -> the session whose kept result it is
 
     def health(self) -> dict:
         return self.connection.call("GET", "/v1/health")
@@ -187,8 +187,7 @@ class Client:
                                     postprocess=_postprocess(postprocess), on_progress=on_progress,
                                     should_cancel=should_cancel)
         result = _result(message, volume)
-        self._made_by = {k: v for k, v in self._made_by.items() if v is not session}
-        self._made_by[id(result)] = session
+        session.kept = result  # what a correction of this session must start from
         return result
 
     def preview(self, image, prompts, index: int, *, model=None, axis="auto", window="auto", postprocess=True,
@@ -201,7 +200,7 @@ class Client:
     def _for(self, image, model, axis, window, previous):
         volume = _to_volume(image)
         session = self.session(volume, model=model, axis=axis, window=window)
-        if previous is not None and self._made_by.get(id(previous)) is not session:
+        if previous is not None and session.kept is not previous:
             raise SegmentWithSAM2Error("the previous result is not this session's latest (another image, axis, window "
                                        "or an older result); correct the latest result of the same image")
         return session, volume
