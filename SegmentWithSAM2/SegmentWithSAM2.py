@@ -27,7 +27,7 @@ from SegmentWithSAM2Lib.mrml.model_picker import model_choice, model_choices, mo
 from SegmentWithSAM2Lib.mrml.slicer_version import unsupported
 from SegmentWithSAM2Lib.mrml.volumes import volume_from_node
 from SegmentWithSAM2Lib.mrml.worker import shared_worker
-from SegmentWithSAM2Lib.options import AXES, DEFAULT_MODEL, DEVICES, DIRECTIONS, OVERLAPS
+from SegmentWithSAM2Lib.options import AXES, DEFAULT_MODEL, DEVICES, DIRECTIONS, OVERLAPS, PRESETS
 
 
 class SegmentWithSAM2(ScriptedLoadableModule):
@@ -68,6 +68,7 @@ class SegmentWithSAM2ParameterNode:
     autoStop: bool = True
     postprocess: bool = True
     overlap: Annotated[str, Choice(list(OVERLAPS))] = "overwrite"
+    preset: Annotated[str, Choice(list(PRESETS))] = "none"  # medsam2: its own stop and clean-up
 
 
 class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -330,10 +331,11 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
     def segment(self, volumeNode, segmentationNode, prompts=None, *, positivePoints=None, negativePoints=None,
                 box=None, model=DEFAULT_MODEL, checkpoint="", device="auto", window="display", axis="auto",
                 direction="both", range=None, segmentName="SAM2 segment", segmentId=None, overlap="overwrite",
-                autoStop=True, postprocess=True, onProgress=None, shouldCancel=None, server=()):
+                autoStop=None, postprocess=True, preset="none", onProgress=None, shouldCancel=None, server=()):
         """Segment and wait (console and batch use); returns the written segment ids.  Raises the
         error, or Cancelled.  ``onProgress(done, total, text)`` and ``shouldCancel()`` are called here.
-        ``server``: (URL, token) of a ``segment-with-sam2 serve`` to run on instead of this computer."""
+        ``server``: (URL, token) of a ``segment-with-sam2 serve`` to run on instead of this computer.
+        ``preset="medsam2"``: MedSAM2's published CT pipeline (``autoStop`` None: the preset's default)."""
         from SegmentWithSAM2Lib.mrml.pipeline import prompts_from_nodes
 
         if prompts is None:
@@ -342,7 +344,8 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
         request, target = segment_request(
             volumeNode, segmentationNode, prompts, model_id=model, checkpoint=checkpoint, device=device,
             window=window, axis=axis, direction=direction, slice_range=range, auto_stop=autoStop,
-            postprocess=postprocess, overlap=overlap, segment_name=segmentName, segment_id=segmentId, server=server)
+            postprocess=postprocess, preset=preset, overlap=overlap, segment_name=segmentName, segment_id=segmentId,
+            server=server)
         return list(self.worker.run(request, target, onProgress, shouldCancel).segment_ids)
 
     def startSegment(self, p, *, segmentId="", direction=None, previewSlice=None, fromSlice=None, correct=False,
@@ -359,7 +362,8 @@ class SegmentWithSAM2Logic(ScriptedLoadableModuleLogic):
         return self.worker.submit(*segment_request(
             p.inputVolume, p.segmentation, prompts, model_id=p.model, checkpoint=p.checkpoint, device=p.device,
             window=p.window, axis=p.axis, direction=direction or p.direction, slice_range=sliceRange,
-            auto_stop=p.autoStop, postprocess=p.postprocess, overlap=p.overlap, segment_name=name,
+            auto_stop=p.autoStop if p.preset == "none" else None, postprocess=p.postprocess, preset=p.preset,
+            overlap=p.overlap, segment_name=name,
             segment_id=segmentId, preview_slice=previewSlice, from_slice=fromSlice, correct=correct, server=server))
 
     def startDownload(self, modelId):

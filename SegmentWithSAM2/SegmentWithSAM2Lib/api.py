@@ -20,7 +20,7 @@ from .errors import SegmentWithSAM2Error
 from .io.models import load_model as _load_model
 from .io.labelmaps import write_labelmap
 from .io.volume_files import read_volume, volume_from_image
-from .options import SEG_TYPES, STOP_AFTER, look_up
+from .options import SEG_TYPES, STOP_AFTER, look_up, preset_settings
 
 __all__ = ["load_model", "segment", "check_prompts", "read_volume", "write_result", "to_volume", "PostProcess"]
 
@@ -49,15 +49,22 @@ def to_volume(image) -> Volume:
 
 
 def segment(model, image, prompts, *, axis="auto", window="auto", direction="both", slice_range=None,
-            auto_stop=True, stop_after=STOP_AFTER, postprocess: PostProcess | None = PostProcess(),
-            on_progress=None, should_cancel=None, previous: SegmentationResult | None = None) -> SegmentationResult:
+            auto_stop=None, stop_after=STOP_AFTER, postprocess: PostProcess | None = PostProcess(),
+            keep_largest_component=False, fill_holes_px=0, preset=None, on_progress=None, should_cancel=None,
+            previous: SegmentationResult | None = None) -> SegmentationResult:
     """Segment one volume; ``prompts`` has the prompt file's structure (see the README).
 
     ``previous``: an earlier result on the same image, window and axis; clicks added or changed on
-    a slice then correct that slice's earlier mask (sam2's interactive refinement)."""
+    a slice then correct that slice's earlier mask (sam2's interactive refinement).
+    ``preset="medsam2"``: MedSAM2's published CT pipeline (options.preset_settings); ``auto_stop``
+    None is on, except under that preset."""
+    chosen = preset_settings(preset, window, auto_stop, postprocess is not None, keep_largest_component,
+                             fill_holes_px)
     volume = to_volume(image)
-    session = VolumeSession(model, volume, axis=axis, window=window)
-    options = PropagationOptions(direction, slice_range, auto_stop, stop_after, postprocess)
+    session = VolumeSession(model, volume, axis=axis, window=chosen["window"])
+    options = PropagationOptions(direction, slice_range, chosen["auto_stop"], stop_after,
+                                 postprocess if chosen["postprocess"] else None,
+                                 chosen["keep_largest_component"], chosen["fill_holes_px"])
     return session.propagate(prompts, options, on_progress=on_progress, should_cancel=should_cancel,
                              previous=previous)
 

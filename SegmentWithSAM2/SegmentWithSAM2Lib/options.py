@@ -27,6 +27,8 @@ SEG_TYPES = ("binary", "labelmap")  # DICOM-SEG segmentation types: BINARY (most
 TRAINING_MODES = ("lora", "full", "scratch")
 PROTOCOLS = ("box", "point", "corrector")
 BASELINES = ("region-growing", "litemedsam-slices", "none")  # evaluate's methods beside the model
+PRESETS = ("none", "medsam2")
+MEDSAM2_HOLE_PX = 8  # the hole area sam2's build_sam2_video_predictor fills, which MedSAM2's scripts use
 
 
 def look_up(value, choices, what: str) -> str:
@@ -36,3 +38,19 @@ def look_up(value, choices, what: str) -> str:
     close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise SegmentWithSAM2Error(f"unknown {what} {value!r}{hint} (use one of {', '.join(map(str, choices))})")
+
+
+def preset_settings(preset, window, auto_stop, postprocess: bool, keep_largest_component: bool = False,
+                    fill_holes_px: int = 0) -> dict:
+    """The run's settings once a preset is applied: ``medsam2`` is MedSAM2's published CT pipeline
+    (its 8-bit intensity path over ``window``, both directions from the prompted slice, no
+    clean-up but its largest 3D component, sam2's hole filling, and no automatic stop unless
+    ``auto_stop`` is given).  ``auto_stop`` None: the preset's default."""
+    preset = look_up(preset or "none", PRESETS, "preset")
+    if preset == "medsam2":
+        window = window if str(window).lower().startswith("medsam2") else f"medsam2:{window}"
+        return {"preset": preset, "window": window, "auto_stop": bool(auto_stop), "postprocess": False,
+                "keep_largest_component": True, "fill_holes_px": MEDSAM2_HOLE_PX}
+    return {"preset": preset, "window": window, "auto_stop": True if auto_stop is None else bool(auto_stop),
+            "postprocess": postprocess, "keep_largest_component": keep_largest_component,
+            "fill_holes_px": int(fill_holes_px)}

@@ -152,6 +152,8 @@ def _settings(args) -> dict:
             "axis": args.axis, "window": args.window, "direction": args.direction,
             "range": list(args.slice_range) if args.slice_range else None, "auto_stop": args.auto_stop,
             "stop_after": args.stop_after, "postprocess": args.postprocess, "format": args.format,
+            "keep_largest_component": args.keep_largest_component, "fill_holes_px": args.fill_holes_px,
+            "preset": args.preset,
             "seg_type": args.seg_type if args.format == "dcm" else None,
             "from_labels": args.from_labels, "label_values": args.label_values}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..options import AXES, DIRECTIONS, SEG_TYPES, STOP_AFTER
+from ..options import AXES, DIRECTIONS, MEDSAM2_HOLE_PX, PRESETS, SEG_TYPES, STOP_AFTER
 from .model_args import add_model_arguments, choice, model_from_args
 from .progress import ProgressBar
 
@@ -31,13 +31,24 @@ def add_dicom_options(parser) -> None:
 def add_segment_options(parser) -> None:
     """The options of one propagation, shared by ``segment`` and ``batch``."""
     parser.add_argument("--axis", default="auto", type=choice(AXES, "slice axis"), help=", ".join(AXES))
-    parser.add_argument("--window", default="auto", help="auto, none, mr, percentile[:LOW,HIGH], CENTER,WIDTH or a CT preset")
+    parser.add_argument("--window", default="auto", help="auto, none, mr, percentile[:LOW,HIGH], CENTER,WIDTH or a CT "
+                        "preset; medsam2[:WINDOW] for MedSAM2's 8-bit intensity path")
     parser.add_argument("--direction", default="both", type=choice(DIRECTIONS, "direction"), help=", ".join(DIRECTIONS))
     parser.add_argument("--range", dest="slice_range", type=slice_range, help="FIRST:LAST slice indices, inclusive")
-    parser.add_argument("--no-auto-stop", dest="auto_stop", action="store_false")
+    parser.add_argument("--no-auto-stop", dest="auto_stop", action="store_false", default=None)
+    parser.add_argument("--auto-stop", dest="auto_stop", action="store_true",
+                        help="stop a direction once the object is gone (the default, except with --preset medsam2)")
     parser.add_argument("--stop-after", type=at_least_one, default=STOP_AFTER,
                         help=f"empty slices before a direction stops ({STOP_AFTER})")
     parser.add_argument("--no-postprocess", dest="postprocess", action="store_false")
+    parser.add_argument("--keep-largest-component", action="store_true",
+                        help="keep each object's largest 3D connected component only")
+    parser.add_argument("--fill-holes-px", type=at_least_zero, default=0, metavar="N",
+                        help=f"fill holes up to N pixels in sam2's low-resolution masks, as sam2 does on a GPU "
+                        f"({MEDSAM2_HOLE_PX}); 0: off")
+    parser.add_argument("--preset", default="none", type=choice(PRESETS, "preset"),
+                        help="medsam2: MedSAM2's published CT pipeline (8-bit intensity, both directions without "
+                        "auto-stop, largest 3D component, hole filling; see the README)")
 
 
 def segment_options(args) -> dict:
@@ -46,7 +57,9 @@ def segment_options(args) -> dict:
 
     return {"axis": args.axis, "window": args.window, "direction": args.direction, "slice_range": args.slice_range,
             "auto_stop": args.auto_stop, "stop_after": args.stop_after,
-            "postprocess": PostProcess() if args.postprocess else None}
+            "postprocess": PostProcess() if args.postprocess else None,
+            "keep_largest_component": args.keep_largest_component, "fill_holes_px": args.fill_holes_px,
+            "preset": args.preset}
 
 
 def at_least_one(text: str) -> int:
@@ -57,6 +70,12 @@ def at_least_one(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number of slices, at least 1; got {text!r}")
     return value
+
+
+def at_least_zero(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number of pixels, 0 or more; got {text!r}")
+    return int(text)
 
 
 def slice_range(text: str):

@@ -34,9 +34,9 @@ from .inplane import InPlaneMap
 from .intensity import Window, resolve_window
 from .model import LoadedModel
 from .passes import Group, Run, by_prompted_slices, passes_for
-from .postprocess import PostProcess
+from .postprocess import PostProcess, keep_largest_components
 from .prompts import ObjectInputs, place_prompts
-from .tracking import condition, new_state
+from .tracking import condition, filling_holes, new_state
 from .volume import Volume, same_grid
 
 
@@ -47,6 +47,8 @@ class PropagationOptions:
     auto_stop: bool = True
     stop_after: int = STOP_AFTER  # a direction ends after this many consecutive slices without the object
     postprocess: PostProcess | None = field(default_factory=PostProcess)
+    keep_largest_component: bool = False  # per object, its largest 3D (26-connected) component only
+    fill_holes_px: int = 0  # sam2's hole filling of low-res masks up to this area (its GPU default: 8)
 
 
 @dataclass
@@ -114,11 +116,14 @@ class VolumeSession:
             run.low_res.update({key: value for key, value in previous.low_res.items() if not first <= key[1] <= last})
         started = time.perf_counter()
         try:
-            run.all_passes()
+            with filling_holes(self.model.predictor, options.fill_holes_px):
+                run.all_passes()
         except Cancelled:
             if not keep_partial:
                 raise
             return self._result(labelmap, objects, run, started, options, cancelled=True)
+        if options.keep_largest_component:
+            keep_largest_components(labelmap, [o.label for o in objects])
         return self._result(labelmap, objects, run, started, options)
 
     def _start_labelmap(self, objects, previous, first, last) -> np.ndarray:
@@ -146,12 +151,14 @@ class VolumeSession:
         group = Group(objects, [("preview", index, index)])
         run = Run(self, [group], options, labelmap, None, None, earlier)
         started = time.perf_counter()
-        with torch.inference_mode(), self.model.autocast():
+        with torch.inference_mode(), self.model.autocast(), filling_holes(self.model.predictor, options.fill_holes_px):
             state = CachedState(new_state(self.frames, self.model.image_size, self.model.device), self.features)
             object_ids, masks = condition(self.model.predictor, state, objects, earlier)
             order = [object_ids.index(label) for label in group.labels]
             run.write(group, index, masks[order, 0].float())
         run.processed["preview"] = 1
+        if options.keep_largest_component:
+            keep_largest_components(labelmap, [o.label for o in objects])
         # counted on the slice alone: it is all a preview writes (a volume's bincount is ~15 ms at 512 x 512)
         return self._result(labelmap, objects, run, started, options, counted=self.plan.view_of(labelmap)[index])
 
@@ -180,6 +187,7 @@ class VolumeSession:
                     "axis": self.plan.view, "slice_axis": "ijk"[self.plan.slice_axis],
                     "direction": options.direction, "range": list(self._range(options.slice_range)),
                     "auto_stop": options.auto_stop, "postprocess": options.postprocess is not None,
+                    "keep_largest_component": options.keep_largest_component, "fill_holes_px": options.fill_holes_px,
                     **(_outcome(labelmap, objects) if counted is None else _outcome(counted, objects, "slice"))}
         return SegmentationResult(labelmap, objects, dict(run.processed), time.perf_counter() - started,
                                   self.volume, cancelled, settings, run.low_res, dict(run.reached))

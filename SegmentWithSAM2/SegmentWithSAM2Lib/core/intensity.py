@@ -8,6 +8,10 @@
 - ``auto``: the DICOM window tags when the volume has them; otherwise by modality: CT ->
   ``soft-tissue`` (40,400), PET -> 0 .. 99.5th percentile, MR and anything else -> percentiles.
   Without a modality tag a volume whose minimum is below -500 is taken as CT (Hounsfield units).
+- ``medsam2`` or ``medsam2:CHOICE`` (any choice above; ``medsam2`` alone: ``auto``): MedSAM2's
+  published CT path: clip to that window, rescale the clipped volume's own minimum..maximum to
+  0..255 and truncate to 8 bits, in numpy's arithmetic for the voxels' type (float64 for integer
+  voxels), as its scripts do.  Not the default: the truncation loses up to one grey level.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ class Window:
     lower: float
     upper: float
     source: str  # how it was chosen, for provenance ("preset lung", "DICOM tags", ...)
+    eight_bit: bool = False  # MedSAM2's path: lower..upper are the clipped volume's extremes, then truncated
+
 
     @property
     def center_width(self) -> tuple[float, float]:
@@ -46,6 +52,8 @@ class Window:
 
     def apply(self, values: np.ndarray) -> np.ndarray:
         """Map values to float32 0..255 (a new array; the input is never modified)."""
+        if self.eight_bit:
+            return _eight_bit(np.asarray(values), self.lower, self.upper)
         values = np.asarray(values, dtype=np.float32)
         scale = 255.0 / (self.upper - self.lower)
         out = (values - np.float32(self.lower)) * np.float32(scale)
@@ -60,6 +68,9 @@ def resolve_window(choice: str, array: np.ndarray, metadata: dict | None = None)
     metadata = metadata or {}
     _check_values(array)
     text = str(choice).strip().lower()
+    if text == "medsam2" or text.startswith("medsam2:"):
+        inner = resolve_window(str(choice).strip()[8:] or "auto", array, metadata)
+        return _medsam2_window(array, inner)
     if text == "none":
         return Window(0.0, 255.0, "none")
     if text in CT_PRESETS:
@@ -75,6 +86,34 @@ def resolve_window(choice: str, array: np.ndarray, metadata: dict | None = None)
     raise SegmentWithSAM2Error(
         f"unknown window {choice!r}; use auto, none, mr, percentile[:LOW,HIGH], CENTER,WIDTH "
         f"or a preset: {', '.join(CT_PRESETS)}")
+
+
+def _medsam2_window(array, inner: Window) -> Window:
+    """The clipped volume's extremes, in the arithmetic type the voxels give (see ``_eight_bit``)."""
+    work = _work_type(array)
+    finite = array[np.isfinite(array)] if array.dtype.kind == "f" else array
+    clipped_min = max(work.type(inner.lower), work.type(finite.min()))
+    clipped_max = min(work.type(inner.upper), work.type(finite.max()))
+    if not clipped_max > clipped_min:
+        raise SegmentWithSAM2Error(f"the volume holds one value inside the window {inner.lower:g}..{inner.upper:g}; "
+                                   "choose a window that covers the structure", Remedy("give_window"))
+    return Window(float(clipped_min), float(clipped_max),
+                  f"medsam2: clipped to {inner.lower:g}..{inner.upper:g} ({inner.source}), 8-bit", eight_bit=True)
+
+
+def _work_type(array) -> np.dtype:
+    # numpy's own promotion in MedSAM2's `(clip(x) - min) / (max - min) * 255.0`: an integer volume
+    # clipped with float bounds becomes float64; a float volume keeps its type
+    return np.dtype(array.dtype) if np.dtype(array.dtype).kind == "f" else np.dtype(np.float64)
+
+
+def _eight_bit(values: np.ndarray, lower: float, upper: float) -> np.ndarray:
+    work = _work_type(values)
+    low, high = work.type(lower), work.type(upper)
+    clipped = np.clip(values.astype(work, copy=False), low, high)
+    scaled = (clipped - low) / (high - low) * work.type(255.0)
+    out = np.nan_to_num(scaled, nan=0.0, posinf=0.0, neginf=0.0).astype(np.uint8)  # truncation, as np.uint8()
+    return out.astype(np.float32)
 
 
 def _auto_window(array, metadata) -> Window:

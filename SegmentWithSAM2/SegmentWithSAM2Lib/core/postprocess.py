@@ -55,3 +55,15 @@ def merge_objects(logits: np.ndarray, labels, pixel_area_mm2: float, options: Po
     winner = np.argmax(scores, axis=0)
     label_values = np.asarray(labels)[winner]
     return np.where(masks.any(axis=0), label_values, 0)
+
+
+def keep_largest_components(labelmap: np.ndarray, labels) -> None:
+    """Each object's largest 3D connected component (26-connectivity), in place; the first in
+    scan order on a tie (as MedSAM2's scripts keep it)."""
+    structure = np.ones((3, 3, 3), dtype=bool)
+    for label in labels:
+        mask = labelmap == label
+        components, count = ndimage.label(mask, structure=structure)
+        if count > 1:
+            largest = np.argmax(np.bincount(components.ravel())[1:]) + 1
+            labelmap[mask & (components != largest)] = 0

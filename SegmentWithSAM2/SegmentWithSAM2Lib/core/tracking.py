@@ -13,6 +13,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 from sam2 import sam2_video_predictor
+from scipy import ndimage
 
 from .prompts import ObjectInputs
 
@@ -107,3 +108,39 @@ def _present(state: dict, index: int) -> np.ndarray:
         out = outputs["cond_frame_outputs"].get(index) or outputs["non_cond_frame_outputs"].get(index)
         present.append(bool(out is not None and (out["object_score_logits"] > 0).any()))
     return np.asarray(present)
+
+
+HOLE_SCORE = 0.1  # the logit sam2 gives a filled hole (sam2.utils.misc.fill_holes_in_mask_scores)
+
+
+def fill_holes_in_mask_scores(mask: torch.Tensor, max_area: int) -> torch.Tensor:
+    """sam2's hole filling of low-resolution mask logits [N, 1, h, w] without its CUDA extension:
+    background components (logit <= 0, 8-connected, as its kernel labels them) of at most
+    ``max_area`` pixels get the logit 0.1."""
+    background = (mask <= 0).cpu().numpy()[:, 0]
+    holes = np.zeros_like(background)
+    for n, plane in enumerate(background):
+        labels, count = ndimage.label(plane, structure=np.ones((3, 3), dtype=bool))
+        areas = np.bincount(labels.ravel(), minlength=count + 1)
+        small = areas <= max_area
+        small[0] = False
+        holes[n] = small[labels]
+    return torch.where(torch.from_numpy(holes[:, None]).to(mask.device), HOLE_SCORE, mask)
+
+
+@contextlib.contextmanager
+def filling_holes(predictor, max_area: int):
+    """sam2's own hole filling (``fill_hole_area``, on in its default video predictor, skipped
+    without the CUDA extension) at the point sam2 applies it: each frame's low-resolution logits
+    after its memory is encoded.  Our CPU labelling stands in for the kernel, so the CPU and a GPU
+    give the same masks.  Off (0) unless asked for: our default cleans masks at full resolution."""
+    if not max_area:
+        yield
+        return
+    module = sam2_video_predictor
+    before = predictor.fill_hole_area, module.fill_holes_in_mask_scores
+    predictor.fill_hole_area, module.fill_holes_in_mask_scores = int(max_area), fill_holes_in_mask_scores
+    try:
+        yield
+    finally:
+        predictor.fill_hole_area, module.fill_holes_in_mask_scores = before

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ..core.volume import Volume
 from ..errors import Cancelled, SegmentWithSAM2Error
-from ..options import DEFAULT_MODEL
+from ..options import DEFAULT_MODEL, preset_settings
 
 # action -> the remedy in the module's words (its widgets and buttons); one per NEUTRAL_REMEDIES key
 SLICER_REMEDIES = {
@@ -69,6 +69,8 @@ class SegmentRequest:
     slice_range: tuple[int, int] | None = None
     auto_stop: bool = True
     postprocess: bool = True
+    keep_largest_component: bool = False
+    fill_holes_px: int = 0
     overlap: str = "overwrite"
     preview_slice: int | None = None
     from_slice: int | None = None
@@ -135,6 +137,13 @@ def segment_request(volume_node, segmentation_node, prompts, **values) -> tuple[
     """Main thread: the request and its target from the input nodes and plain ``values`` (the
     SegmentRequest fields from ``model_id`` on; ``window="display"`` is resolved here)."""
     volume, window, key = _captured(volume_node, values.pop("window", "display"))
+    # a preset (options.PRESETS) becomes the plain settings it stands for, here on the main thread
+    chosen = preset_settings(values.pop("preset", "none"), window, values.pop("auto_stop", None),
+                             values.pop("postprocess", True), values.pop("keep_largest_component", False),
+                             values.pop("fill_holes_px", 0))
+    window = chosen.pop("window")
+    chosen.pop("preset")
+    values.update(chosen)
     if values.get("slice_range") is not None:
         values["slice_range"] = tuple(int(s) for s in values["slice_range"])
     if values.get("server"):

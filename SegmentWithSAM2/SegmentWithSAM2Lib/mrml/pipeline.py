@@ -51,7 +51,8 @@ def read_inputs(volume_node, window="display"):
 
 
 def run_engine(model, volume, prompts, *, window, axis="auto", direction="both", slice_range=None,
-               auto_stop=True, postprocess=True, on_progress=None, should_cancel=None, previous=None,
+               auto_stop=True, postprocess=True, keep_largest_component=False, fill_holes_px=0,
+               on_progress=None, should_cancel=None, previous=None,
                preview_slice=None, from_slice=None, session=None):
     """The model work; touches no MRML node, so it may run on a worker thread.  ``previous``: the
     last result on the same volume, window and axis; changed prompts then correct its masks.
@@ -66,7 +67,8 @@ def run_engine(model, volume, prompts, *, window, axis="auto", direction="both",
     if from_slice is not None and previous is not None:
         direction, slice_range = span_from(previous, from_slice, session.plan.num_slices)
     options = PropagationOptions(direction=direction, slice_range=slice_range, auto_stop=auto_stop,
-                                 stop_after=STOP_AFTER, postprocess=PostProcess() if postprocess else None)
+                                 stop_after=STOP_AFTER, postprocess=PostProcess() if postprocess else None,
+                                 keep_largest_component=keep_largest_component, fill_holes_px=fill_holes_px)
     if preview_slice is not None:
         return session.preview(prompts, preview_slice, options, previous=previous)
     return session.propagate(prompts, options, on_progress=on_progress, should_cancel=should_cancel,

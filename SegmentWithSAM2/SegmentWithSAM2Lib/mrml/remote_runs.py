@@ -58,10 +58,12 @@ class RemoteRuns:
             direction, slice_range = span_from(previous, r.from_slice, session.info["slices"])
         if r.preview_slice is not None:
             message = session.preview(r.prompts, r.preview_slice, correct=previous is not None,
-                                      postprocess=r.postprocess)
+                                      postprocess=r.postprocess, keep_largest_component=r.keep_largest_component,
+                                      fill_holes_px=r.fill_holes_px)
             return remote_result(message, r.volume)
         message = session.propagate(r.prompts, correct=previous is not None, direction=direction,
                                     slice_range=slice_range, auto_stop=r.auto_stop, postprocess=r.postprocess,
+                                    keep_largest_component=r.keep_largest_component, fill_holes_px=r.fill_holes_px,
                                     on_progress=on_progress, should_cancel=should_cancel)
         self._last = remote_result(message, r.volume)
         return self._last

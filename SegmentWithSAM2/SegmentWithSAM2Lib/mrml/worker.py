@@ -147,6 +147,7 @@ class Worker:
         previous = self._last[1] if r.correct and self._last and self._last[0] == r.session_key else None
         result = run_engine(model, r.volume, r.prompts, window=r.window, axis=r.axis, direction=r.direction,
                             slice_range=r.slice_range, auto_stop=r.auto_stop, postprocess=r.postprocess,
+                            keep_largest_component=r.keep_largest_component, fill_holes_px=r.fill_holes_px,
                             on_progress=report, should_cancel=job.cancel_requested, previous=previous,
                             preview_slice=r.preview_slice, from_slice=r.from_slice,
                             session=self._session_for(r, model))

@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 
 from ..errors import Cancelled, EmptyResultWarning, SegmentWithSAM2Error
-from ..options import STOP_AFTER
+from ..options import STOP_AFTER, preset_settings
 from .connection import Connection, RemoteError, SessionExpired
 from .wire import apply_region, encode_masks, image_id, image_tags, labelmap_digest, pack_image
 
@@ -68,11 +68,13 @@ class RemoteSession:
         return self.info["session"]
 
     def propagate(self, prompts: dict, *, correct=False, direction="both", slice_range=None, auto_stop=True,
-                  stop_after=STOP_AFTER, postprocess=True, on_progress=None, should_cancel=None) -> dict:
+                  stop_after=STOP_AFTER, postprocess=True, keep_largest_component=False, fill_holes_px=0,
+                  on_progress=None, should_cancel=None) -> dict:
         """The result message, with ``labelmap`` (the whole volume's) added; kept for corrections."""
         body = {"prompts": encode_masks(prompts), "correct": bool(correct), "direction": direction,
                 "range": None if slice_range is None else [int(v) for v in slice_range], "auto_stop": auto_stop,
-                "stop_after": int(stop_after), "postprocess": bool(postprocess)}
+                "stop_after": int(stop_after), "postprocess": bool(postprocess),
+                "keep_largest_component": bool(keep_largest_component), "fill_holes_px": int(fill_holes_px)}
         message = self._renewing(lambda: self._propagate(body, on_progress, should_cancel), replay=correct)
         self.history = (self.history if correct else []) + [body]
         return message
@@ -93,10 +95,12 @@ class RemoteSession:
         message["labelmap"] = self.labelmap = apply_region(message, self.labelmap)
         return message
 
-    def preview(self, prompts: dict, index: int, *, correct=False, postprocess=True) -> dict:
+    def preview(self, prompts: dict, index: int, *, correct=False, postprocess=True, keep_largest_component=False,
+                fill_holes_px=0) -> dict:
         """The masks on slice ``index`` from its prompts alone; the kept result does not change."""
         body = {"prompts": encode_masks(prompts), "slice": int(index), "correct": bool(correct),
-                "postprocess": bool(postprocess)}
+                "postprocess": bool(postprocess), "keep_largest_component": bool(keep_largest_component),
+                "fill_holes_px": int(fill_holes_px)}
         message = self._renewing(lambda: self.connection.call("POST", f"/v1/sessions/{self.id}/preview", body),
                                  replay=correct)
         message = self._outcome(message)
@@ -178,23 +182,32 @@ class Client:
         return self._sessions[key]
 
     def segment(self, image, prompts, *, model=None, axis="auto", window="auto", direction="both",
-                slice_range=None, auto_stop=True, stop_after=STOP_AFTER, postprocess=True, on_progress=None,
-                should_cancel=None, previous=None):
+                slice_range=None, auto_stop=None, stop_after=STOP_AFTER, postprocess=True,
+                keep_largest_component=False, fill_holes_px=0, preset=None, on_progress=None, should_cancel=None,
+                previous=None):
         """``api.segment`` on the server; ``previous`` is a result this client returned for the image."""
-        session, volume = self._for(image, model, axis, window, previous)
+        chosen = preset_settings(preset, window, auto_stop, _postprocess(postprocess), keep_largest_component,
+                                 fill_holes_px)
+        session, volume = self._for(image, model, axis, chosen["window"], previous)
         message = session.propagate(prompts, correct=previous is not None, direction=direction,
-                                    slice_range=slice_range, auto_stop=auto_stop, stop_after=stop_after,
-                                    postprocess=_postprocess(postprocess), on_progress=on_progress,
+                                    slice_range=slice_range, auto_stop=chosen["auto_stop"], stop_after=stop_after,
+                                    postprocess=chosen["postprocess"],
+                                    keep_largest_component=chosen["keep_largest_component"],
+                                    fill_holes_px=chosen["fill_holes_px"], on_progress=on_progress,
                                     should_cancel=should_cancel)
         result = _result(message, volume)
         session.kept = result  # what a correction of this session must start from
         return result
 
     def preview(self, image, prompts, index: int, *, model=None, axis="auto", window="auto", postprocess=True,
-                previous=None):
+                keep_largest_component=False, fill_holes_px=0, preset=None, previous=None):
         """``VolumeSession.preview`` on the server: slice ``index`` from its prompts alone."""
-        session, volume = self._for(image, model, axis, window, previous)
-        message = session.preview(prompts, index, correct=previous is not None, postprocess=_postprocess(postprocess))
+        chosen = preset_settings(preset, window, None, _postprocess(postprocess), keep_largest_component,
+                                 fill_holes_px)
+        session, volume = self._for(image, model, axis, chosen["window"], previous)
+        message = session.preview(prompts, index, correct=previous is not None, postprocess=chosen["postprocess"],
+                                  keep_largest_component=chosen["keep_largest_component"],
+                                  fill_holes_px=chosen["fill_holes_px"])
         return _result(message, volume)
 
     def _for(self, image, model, axis, window, previous):

@@ -49,6 +49,8 @@ class RunBody(_Strict):
     auto_stop: StrictBool = True
     stop_after: StrictInt = Field(STOP_AFTER, ge=1)
     postprocess: StrictBool = True
+    keep_largest_component: StrictBool = False
+    fill_holes_px: StrictInt = Field(0, ge=0, le=1 << 20)
 
 
 class PreviewBody(RunBody):
@@ -199,7 +201,7 @@ def _sessions(app: FastAPI, service: Service) -> None:
 def _run(body: RunBody) -> Run:
     return Run(body.prompts, body.correct, look_up(body.direction, DIRECTIONS, "direction"),
                None if body.range is None else tuple(body.range), body.auto_stop, body.stop_after,
-               body.postprocess, getattr(body, "slice", None))
+               body.postprocess, body.keep_largest_component, body.fill_holes_px, getattr(body, "slice", None))
 
 
 async def _lines(events: queue.SimpleQueue, lease):

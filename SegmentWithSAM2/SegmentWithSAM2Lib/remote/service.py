@@ -40,11 +40,14 @@ class Request:
     auto_stop: bool = True
     stop_after: int = 3
     postprocess: bool = True
+    keep_largest_component: bool = False
+    fill_holes_px: int = 0
     slice: int | None = None  # a preview's slice
 
     def options(self) -> PropagationOptions:
         return PropagationOptions(self.direction, self.slice_range, self.auto_stop, self.stop_after,
-                                  PostProcess() if self.postprocess else None)
+                                  PostProcess() if self.postprocess else None, self.keep_largest_component,
+                                  self.fill_holes_px)
 
 
 class Service:
