@@ -182,3 +182,29 @@ def test_bad_matrices_are_refused(matrix, message):
     with pytest.raises(SegmentWithSAM2Error, match=message):
         Volume(np.zeros((2, 2, 2)), matrix)
     assert np.allclose(Volume.from_lps(np.zeros((2, 2, 2)), np.eye(4)).ijk_to_ras, np.diag([-1, -1, 1, 1]))
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.float32, np.uint8])
+def test_medsam2_window_is_its_8_bit_path_in_numpys_arithmetic_for_the_dtype(dtype):
+    """clip, rescale the clipped volume's own min..max, truncate: as MedSAM2's scripts compute it
+    on such an array (float64 for integer voxels, float32 stays float32)."""
+    rng = np.random.default_rng(5)
+    low = 0 if dtype is np.uint8 else -1024
+    array = rng.integers(low, 255 if dtype is np.uint8 else 900, (4, 33, 29)).astype(dtype)
+    if dtype is np.float32:
+        array += rng.random(array.shape, dtype=np.float32)
+    lower, upper = (10.0, 200.0) if dtype is np.uint8 else (-1350.0, 150.0)
+    window = resolve_window(f"medsam2:{(lower + upper) / 2:g},{upper - lower:g}", array)
+    expected = np.clip(array, lower, upper)
+    expected = np.uint8((expected - expected.min()) / (expected.max() - expected.min()) * 255.0)
+    assert np.array_equal(window.apply(array), expected.astype(np.float32))
+    assert np.array_equal(np.stack([window.apply(s) for s in array]), window.apply(array))  # slice by slice too
+    assert window.eight_bit and window.source.startswith("medsam2: clipped")
+
+
+def test_medsam2_window_wraps_any_choice_and_refuses_an_empty_one():
+    array = np.full((2, 4, 4), -1000, dtype=np.int16)
+    array[0, 0, 0] = 300
+    assert resolve_window("medsam2", array, {"modality": "CT"}).source.endswith("(auto: CT soft-tissue preset), 8-bit")
+    with pytest.raises(SegmentWithSAM2Error, match="one value inside the window"):
+        resolve_window("medsam2:40,400", np.where(array > 0, 600, 500).astype(np.int16), {})  # all above 240
