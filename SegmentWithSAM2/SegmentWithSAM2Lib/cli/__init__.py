@@ -40,12 +40,13 @@ def main(argv=None) -> int:
 
 
 def _negative_ranges(argv: list) -> list:
-    """``--range -3:5`` as ``--range=-3:5``: argparse takes a value starting with "-" for an option,
-    and the range check then says what is wrong with it."""
+    """``--range -3:5`` as ``--range=-3:5`` and ``--window -600,1500`` as ``--window=-600,1500``:
+    argparse takes a value starting with "-" for an option, and the value's own check then says
+    what is wrong with it."""
     out = []
     for arg in argv:
-        if out and out[-1] == "--range" and arg.startswith("-"):
-            out[-1] = f"--range={arg}"
+        if out and out[-1] in ("--range", "--window") and arg.startswith("-"):
+            out[-1] = f"{out[-1]}={arg}"
         else:
             out.append(arg)
     return out
