@@ -272,3 +272,18 @@ def test_the_embedded_batch_never_imports_ray_and_jsonl_progress_is_one_event_pe
     assert events[0] == {"event": "start", "cases": 6}
     assert sorted(e["case"] for e in events[1:]) == sorted(GOOD + (BAD_PROMPTS, FAILS, UNREADABLE))
     assert events[-1]["totals"] == {"ok": 2, "failed": 2, "skipped": 0, "invalid-prompts": 2}  # case3: no labels
+
+
+def test_a_preset_batch_writes_the_apis_preset_result_and_records_it(tmp_path):
+    """Issue 21: ``batch --preset medsam2`` runs MedSAM2's pipeline per case, as the API does, and
+    the sidecar's settings name the preset (a change of preset recomputes a case)."""
+    data = make_dataset(tmp_path)
+    out = tmp_path / "out"
+    run_batch(data, out, "--preset", "medsam2", "--window", "medsam2:80,300")
+    volume = api.read_volume(data["images"] / "case1.nii.gz")
+    prompts = read_prompt_file(data["prompts"] / "case1.json", volume)
+    expected = api.segment(micro(), volume, prompts, preset="medsam2", window="medsam2:80,300")
+    assert np.array_equal(voxels(out / "case1.nii.gz"), expected.labelmap)
+    settings = json.loads((out / "case1.json").read_text())["request"]["settings"]
+    assert settings["preset"] == "medsam2" and settings["window"] == "medsam2:80,300"
+    assert expected.slices_processed == {"forward": 6, "backward": 7}  # every slice from the key slice
