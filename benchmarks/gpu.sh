@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU part of the benchmarks, for a machine with CUDA (run from the repository root with the
-# package importable): W6, the speed of training micro, and the LoRA fine-tune of lora_micro.py.
+# package importable): W6, the speed of training micro, the LoRA fine-tune of lora_micro.py, and (with
+# MEDSAM2_REPO set) the preset medsam2 against MedSAM2's own script.
 #     bash benchmarks/gpu.sh OUTPUT_FOLDER [LORA_STEPS]
 set -u
 out=${1:?output folder}; lora_steps=${2:-1500}
@@ -15,3 +16,9 @@ python3 benchmarks/experiments/lora_micro.py --steps "$lora_steps" --rank 16 --l
     --output /tmp/lora-shell --results /tmp/lora-shell/results --baseline none 2>&1 | grep -v -e Warning -e 'training:' | tee "$out/lora.log"
 tar czf "$out/lora.tgz" -C /tmp/lora-shell adapter.json adapter.safetensors train.log results
 python3 benchmarks/bench.py --workloads W6 --repeats 1 --output "$out" 2>&1 | grep -v Warning
+# issue 21: --preset medsam2 against MedSAM2's own CUDA-only script, given a checkout of bowang-lab/MedSAM2
+# (its requirements installed: pandas, scikit-image, matplotlib, Pillow) and lung2 in the sample cache
+if [ -n "${MEDSAM2_REPO:-}" ]; then
+    python3 benchmarks/medsam2_agreement.py --medsam2-repo "$MEDSAM2_REPO" 2>&1 | grep -v Warning | tee "$out/medsam2-agreement.log"
+    cp benchmarks/results/medsam2-agreement.md "$out/"
+fi
