@@ -210,12 +210,9 @@ class SegmentWithSAM2Widget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         setattr(self._parameterNode, field, self.currentSliceIndex())
 
     def onRun(self, direction=None, thisSliceOnly=False, fromThisSlice=False):
-        try:
-            server = self.serverChoice.server()
-        except ValueError as error:
-            return slicer.util.errorDisplay(str(error))
+        server = self.serverChoice.chosen()  # None: incomplete (and said so); (): this computer
         # on a server, nothing is installed or downloaded here
-        if self._busy() or not server and not (self._installed() and self._weightsAtHand()):
+        if server is None or self._busy() or not server and not (self._installed() and self._weightsAtHand()):
             return
         # thisSliceOnly: a 2D preview from this slice's prompts alone, no propagation.
         # fromThisSlice: clicks placed on this slice correct the last result's mask there, and the

@@ -75,6 +75,14 @@ class ServerChoice:
                              "through an SSH tunnel) and your token, or choose this computer")
         return url, self.ui.serverTokenLineEdit.text.strip()
 
+    def chosen(self):
+        """``server()``, or None after showing what is missing."""
+        try:
+            return self.server()
+        except ValueError as error:
+            slicer.util.errorDisplay(str(error))
+            return None
+
     def _changed(self, *_):
         remote = self.ui.runOnComboBox.currentIndex == self.SERVER
         for widget in (self.ui.serverUrlLineEdit, self.ui.serverTokenLineEdit):

@@ -172,3 +172,27 @@ def test_client_replays_only_what_it_needs(tmp_path):
     runs = [e for e in audit_events(tmp_path) if e["event"] == "propagate"]
     assert len(runs) == 2
 
+
+
+def test_clicks_on_one_image_read_and_hash_it_once(micro_server, tmp_path, monkeypatch):
+    """A file or an array clicked on again is neither read again nor hashed again; a changed file is."""
+    import SimpleITK as sitk
+
+    from SegmentWithSAM2Lib.remote import client as client_module
+
+    url, _, _ = micro_server
+    volume, _ = blob_volume(seed=5)
+    image = sitk.GetImageFromArray(volume.array)
+    path = tmp_path / "ct.nii.gz"
+    sitk.WriteImage(image, str(path))
+    hashed, original = [], client_module.image_id
+    monkeypatch.setattr(client_module, "image_id", lambda *a: hashed.append(1) or original(*a))
+    client = Client(url)
+    for k in (7, 8, 9):
+        client.preview(path, point_prompts(k), k)
+    assert len(hashed) == 1
+    image.SetOrigin((1.0, 2.0, 3.0))
+    sitk.WriteImage(image, str(path))
+    client.preview(path, point_prompts(8), 8)
+    assert len(hashed) == 2
+    client.close()

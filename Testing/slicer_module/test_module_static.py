@@ -143,7 +143,7 @@ def test_run_on_server_keeps_url_and_token_out_of_the_scene_and_installs_nothing
     token = next(w for w in tree.iter("widget") if w.get("name") == "serverTokenLineEdit")
     assert [p.findtext("enum") for p in token.findall("property") if p.get("name") == "echoMode"] == ["QLineEdit::Password"]
     source = MODULE.read_text()
-    assert "not server and not (self._installed() and self._weightsAtHand())" in source
+    assert "server is None or self._busy() or not server and not (self._installed() and self._weightsAtHand())" in source
     assert source.count("server=server") == 3  # the panel's runs, Logic.startSegment and the console's Logic.segment
     helper = (MODULE_DIR / "SegmentWithSAM2Qt" / "__init__.py").read_text()
     assert "qt.QSettings()" in helper and "parameterNode" not in helper.split("class ServerChoice")[1]

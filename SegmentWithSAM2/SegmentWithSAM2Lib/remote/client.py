@@ -14,6 +14,7 @@ since the last fresh propagation, checks that the replay rebuilt its labelmap, a
 from __future__ import annotations
 
 import json
+import os
 import threading
 import warnings
 
@@ -22,7 +23,7 @@ import numpy as np
 from ..errors import Cancelled, EmptyResultWarning, SegmentWithSAM2Error
 from ..options import STOP_AFTER, preset_settings
 from .connection import Connection, RemoteError, SessionExpired
-from .wire import apply_region, encode_masks, image_id, image_tags, labelmap_digest, pack_image
+from .wire import apply_region, encode_masks, image_id, image_tags, pack_image
 
 
 class RemoteImage:
@@ -135,7 +136,7 @@ class RemoteSession:
         self.history = bodies
         if not replay:
             return
-        if kept is not None and (self.labelmap is None or labelmap_digest(self.labelmap) != labelmap_digest(kept)):
+        if kept is not None and (self.labelmap is None or not np.array_equal(self.labelmap, kept)):
             warnings.warn("the new server session did not rebuild this client's labelmap exactly (another model "
                           "or version on the server?); later corrections start from the server's", stacklevel=3)
 
@@ -169,13 +170,14 @@ class Client:
                  cafile=None):
         self.connection, self.heartbeat = Connection(url, token, timeout, cafile), heartbeat
         self._sessions: dict[tuple, RemoteSession] = {}
+        self._images: dict[tuple, tuple] = {}  # image key -> (the image, its Volume, its RemoteImage)
 
     def health(self) -> dict:
         return self.connection.call("GET", "/v1/health")
 
     def session(self, image, *, model=None, axis="auto", window="auto") -> RemoteSession:
         """The session for this image, model, axis and window (opened, and the image uploaded, once)."""
-        remote = _remote_image(image)
+        remote = image if isinstance(image, RemoteImage) else self._prepared(image)[1]
         key = (remote.id, model, axis, str(window))
         if key not in self._sessions:
             self._sessions[key] = RemoteSession(self.connection, remote, model, axis, str(window), self.heartbeat)
@@ -210,9 +212,20 @@ class Client:
                                   fill_holes_px=chosen["fill_holes_px"])
         return _result(message, volume)
 
+    def _prepared(self, image) -> tuple:
+        """(Volume, RemoteImage) of ``image``, read and hashed once: a click on the same image (the
+        same object, or an unchanged file) neither reads it again nor hashes its voxels again."""
+        key = _image_key(image)
+        if key not in self._images:  # the entry keeps the object alive, so its id names only it
+            from ..api import to_volume
+
+            volume = to_volume(image)
+            self._images[key] = (image, volume, RemoteImage(volume.array, volume.ijk_to_ras, volume.metadata))
+        return self._images[key][1:]
+
     def _for(self, image, model, axis, window, previous):
-        volume = _to_volume(image)
-        session = self.session(volume, model=model, axis=axis, window=window)
+        volume, remote = self._prepared(image)
+        session = self.session(remote, model=model, axis=axis, window=window)
         if previous is not None and session.kept is not previous:
             raise SegmentWithSAM2Error("the previous result is not this session's latest (another image, axis, window "
                                        "or an older result); correct the latest result of the same image")
@@ -222,18 +235,16 @@ class Client:
         for session in self._sessions.values():
             session.close()
         self._sessions.clear()
+        self._images.clear()
 
 
-def _remote_image(image) -> RemoteImage:
-    if isinstance(image, RemoteImage):
-        return image
-    return RemoteImage(image.array, image.ijk_to_ras, image.metadata)
-
-
-def _to_volume(image):
-    from ..api import to_volume
-
-    return to_volume(image)
+def _image_key(image) -> tuple:
+    """A file by its path, size and modification time; anything else by the object itself."""
+    if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
+        path = os.path.abspath(os.fsdecode(image))
+        stat = os.stat(path)
+        return "file", path, stat.st_size, stat.st_mtime_ns
+    return "object", id(image)
 
 
 def _postprocess(postprocess) -> bool:

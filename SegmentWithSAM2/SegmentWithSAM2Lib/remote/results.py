@@ -11,7 +11,7 @@ import torch
 from ..core.engine import SegmentationResult
 from ..core.prompts import ObjectInputs, SliceInputs
 from ..core.volume import Volume
-from .wire import pack_region
+from .wire import pack_mask, pack_region, unpack_mask
 
 
 def result_message(result: SegmentationResult, before: np.ndarray | None, warned: list[str]) -> dict:
@@ -36,10 +36,7 @@ def _object(obj: ObjectInputs) -> dict:
 
 
 def _slice(inputs: SliceInputs) -> dict:
-    mask = None
-    if inputs.mask is not None:
-        bits = inputs.mask.cpu().numpy()
-        mask = {"shape": list(bits.shape), "bits": np.packbits(bits.ravel()).tobytes().hex()}
+    mask = None if inputs.mask is None else pack_mask(inputs.mask.cpu().numpy())
     return {"points": [list(p) for p in inputs.points], "labels": list(inputs.labels),
             "box": None if inputs.box is None else list(inputs.box), "mask": mask}
 
@@ -50,10 +47,7 @@ def _read_object(item: dict) -> ObjectInputs:
 
 
 def _read_slice(item: dict) -> SliceInputs:
-    mask = None
-    if item["mask"] is not None:
-        shape = tuple(item["mask"]["shape"])
-        bits = np.unpackbits(np.frombuffer(bytes.fromhex(item["mask"]["bits"]), dtype=np.uint8), count=int(np.prod(shape)))
-        mask = torch.from_numpy(bits.astype(bool).reshape(shape))
+    mask = item["mask"]
+    mask = None if mask is None else torch.from_numpy(unpack_mask(mask, tuple(mask["shape"])))
     return SliceInputs([tuple(p) for p in item["points"]], list(item["labels"]),
                        None if item["box"] is None else tuple(item["box"]), mask)

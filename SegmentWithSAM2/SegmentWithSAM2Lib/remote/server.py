@@ -27,7 +27,7 @@ from .service import Request as Run, Service
 from .tokens import TokenBook
 
 HEALTH = "/v1/health"
-CHUNK_LIMIT_NOTE = "the upload is larger than this server accepts ({} bytes); downsample or crop the volume first"
+TOO_LARGE = "the upload is larger than this server accepts ({} bytes); downsample or crop the volume first"
 
 
 class _Strict(BaseModel):
@@ -131,7 +131,7 @@ def _images(app: FastAPI, service: Service) -> None:
             return {"image": image, "stored": False}
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > store.max_bytes:
-            raise TooLarge(CHUNK_LIMIT_NOTE.format(store.max_bytes))
+            raise TooLarge(TOO_LARGE.format(store.max_bytes))
         temporary = store.temporary()
         try:
             await _receive(request, temporary, store.max_bytes)
@@ -151,7 +151,7 @@ async def _receive(request: Request, path, limit: int) -> None:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise TooLarge(CHUNK_LIMIT_NOTE.format(limit))
+                raise TooLarge(TOO_LARGE.format(limit))
             out.write(chunk)
 
 

@@ -122,7 +122,8 @@ class Service:
                 result, before = run()
             if kind == "propagate":
                 lease.last = result
-            emit(result_message(result, before, [str(w.message) for w in caught if issubclass(w.category, EmptyResultWarning)]))
+            warned = [str(w.message) for w in caught if issubclass(w.category, EmptyResultWarning)]
+            emit(result_message(result, before, warned))
         except Cancelled:
             outcome = "cancelled"
             emit({"type": "cancelled", "detail": "cancelled; the session keeps its earlier result"})
@@ -131,7 +132,7 @@ class Service:
             emit({"type": "error", "status": 422, "detail": str(error)})
         except Exception as error:  # the client hears that it failed; the log keeps why
             outcome = f"failed: {type(error).__name__}: {error}"
-            emit({"type": "error", "status": 500, "detail": "the server failed on this request; see its log"})
+            emit({"type": "error", "status": 500, "detail": "the server failed on this request; its audit log says why"})
         finally:
             lease.work.release()
             lease.worked = self.book.clock()

@@ -155,29 +155,35 @@ def _with_masks(obj, convert):
     return dict(obj, masks=[convert(item) if isinstance(item, dict) else item for item in obj["masks"]])
 
 
-def _encode_mask(item: dict) -> dict:
-    if "mask" not in item:
-        return item
-    packed = np.packbits(np.asarray(item["mask"], dtype=bool).ravel())
+def pack_mask(mask) -> dict:
+    """A boolean array as JSON: its shape and its bits, packed, compressed, base64."""
+    packed = np.packbits(np.asarray(mask, dtype=bool).ravel())
     data = base64.b64encode(zlib.compress(packed.tobytes(), 6)).decode("ascii")
-    return dict(item, mask={"encoding": MASK_ENCODING, "shape": list(np.shape(item["mask"])), "data": data})
+    return {"encoding": MASK_ENCODING, "shape": list(np.shape(mask)), "data": data}
+
+
+def unpack_mask(mask, shape: tuple) -> np.ndarray:
+    """``pack_mask``'s array, which must have ``shape``; inflated no further than its bits need."""
+    if not isinstance(mask, dict) or mask.get("encoding") != MASK_ENCODING or not isinstance(mask.get("data"), str):
+        raise SegmentWithSAM2Error(f"a mask must be {{'encoding': '{MASK_ENCODING}', 'shape', 'data'}}")
+    if list(mask.get("shape") or []) != list(shape):
+        raise SegmentWithSAM2Error(f"a mask has shape {mask.get('shape')}; it must match {list(shape)}")
+    count = math.prod(shape)
+    try:
+        raw = zlib.decompressobj().decompress(base64.b64decode(mask["data"], validate=True), (count + 7) // 8 + 1)
+    except (ValueError, zlib.error) as error:
+        raise SegmentWithSAM2Error(f"a mask's data cannot be decoded ({error})") from None
+    if len(raw) != (count + 7) // 8:
+        raise SegmentWithSAM2Error("a mask's data does not hold one bit per voxel")
+    return np.unpackbits(np.frombuffer(raw, dtype=np.uint8), count=count).astype(bool).reshape(shape)
+
+
+def _encode_mask(item: dict) -> dict:
+    return dict(item, mask=pack_mask(item["mask"])) if "mask" in item else item
 
 
 def _decode_mask(item: dict, shape: tuple) -> dict:
     if "file" in item:
         raise SegmentWithSAM2Error("a mask prompt sent to a server must carry its mask, not a file name (the server "
                                    "reads no files a client names); the Python client packs masks itself")
-    mask = item.get("mask")
-    if not isinstance(mask, dict) or mask.get("encoding") != MASK_ENCODING or not isinstance(mask.get("data"), str):
-        raise SegmentWithSAM2Error(f"a mask prompt's 'mask' must be {{'encoding': '{MASK_ENCODING}', 'shape', 'data'}}")
-    if list(mask.get("shape") or []) != list(shape):
-        raise SegmentWithSAM2Error(f"a mask prompt has shape {mask.get('shape')}; it must match the volume {list(shape)}")
-    count = int(np.prod(shape))
-    try:
-        raw = zlib.decompressobj().decompress(base64.b64decode(mask["data"], validate=True), (count + 7) // 8 + 1)
-    except (ValueError, zlib.error) as error:
-        raise SegmentWithSAM2Error(f"a mask prompt's data cannot be decoded ({error})") from None
-    if len(raw) != (count + 7) // 8:
-        raise SegmentWithSAM2Error("a mask prompt's data does not hold one bit per voxel of the volume")
-    bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), count=count).astype(bool)
-    return dict(item, mask=bits.reshape(shape))
+    return dict(item, mask=unpack_mask(item.get("mask"), shape))
